@@ -1,0 +1,48 @@
+"""Analytics tables: each is one SQL file in `sql/`, created from the catalog tables by the
+query engine (DuckDB tables locally, Athena CTAS to Parquet under analytics/ on AWS)."""
+
+import dagster as dg
+
+from finbi_pipeline.metadata import table_metadata
+from finbi_pipeline.resources.engine import QueryEngine
+from finbi_pipeline.sql_templates import sql_file
+
+# Which catalog tables each analytics table reads.
+ANALYTICS_INPUTS = {
+    "event_counts_by_type": ["catalog_interactions"],
+    "daily_events": ["catalog_interactions"],
+    "user_activity": ["catalog_interactions"],
+    "daily_sales": ["catalog_sales"],
+    "top_items": ["catalog_interactions", "catalog_sales"],
+    "kpi_summary": ["catalog_interactions", "catalog_sales"],
+}
+
+
+def build_analytics_asset(table: str) -> dg.AssetsDefinition:
+    """An asset that (re)creates analytics table `table` from `sql/<table>.sql`."""
+
+    @dg.asset(
+        name=table,
+        deps=ANALYTICS_INPUTS[table],
+        group_name="analytics",
+        kinds={"sql"},
+        description=sql_file(table).split("\n", 1)[0].lstrip("- "),
+    )
+    def _analytics(engine: QueryEngine) -> dg.MaterializeResult:
+        stats = engine.create_table(table, sql_file(table))
+        preview = engine.fetch(f"SELECT * FROM {table} LIMIT 10")
+        schema = {c: str(t) for c, t in preview.dtypes.items()}
+        metadata = table_metadata(stats.rows or 0, schema, preview, engine.location(table))
+        if stats.bytes_scanned is not None:
+            metadata["bytes_scanned"] = dg.MetadataValue.int(stats.bytes_scanned)
+            metadata["estimated_cost_usd"] = dg.MetadataValue.float(stats.cost_usd)
+        if stats.query_id:
+            metadata["query_id"] = stats.query_id
+        if stats.engine_ms is not None:
+            metadata["engine_ms"] = dg.MetadataValue.float(round(stats.engine_ms, 1))
+        return dg.MaterializeResult(metadata=metadata)
+
+    return _analytics
+
+
+analytics_assets = [build_analytics_asset(table) for table in ANALYTICS_INPUTS]

@@ -1,0 +1,134 @@
+"""The `finbi` command: load files, run the pipeline, generate data, serve the UIs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from finbi_pipeline.uploads import landing_prefix
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """FinBI: retail interactions and sales CSVs to a live financial dashboard.
+
+    FINBI_TARGET=local|aws picks the stack (default local: a lake folder, DuckDB and a
+    Streamlit dashboard under FINBI_HOME, default ./.finbi).
+    """
+
+
+@main.command()
+@click.option("--source", "source_name", required=True, help="A declared source, e.g. sales.")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def load(source_name: str, files: tuple[str, ...]) -> None:
+    """Put FILES into the landing zone as raw/<SOURCE>/<file name>, as an S3 upload would."""
+    from finbi_pipeline.definitions import defs
+
+    resources = defs().resources
+    declared = resources["sources"].load()
+    if source_name not in declared:
+        raise click.UsageError(
+            f"unknown source {source_name!r}; declared: {', '.join(sorted(declared))}"
+        )
+    for file in files:
+        name = Path(file).name
+        # Hidden names are the lake's in-flight temporaries; the sensor would never see them.
+        if name.startswith(".") or "/" in name or "\\" in name:
+            raise click.UsageError(f"{file}: file names may not start with '.' or hold slashes")
+        key = landing_prefix(source_name) + name
+        obj = resources["lake"].upload_file(Path(file), key)
+        click.echo(f"loaded {file} -> {key} ({obj.size:,} bytes, version {obj.version})")
+
+
+@main.command()
+def run() -> None:
+    """Ingest every pending upload and refresh everything downstream, through Dagster.
+
+    Prints uploads, rows accepted / duplicate / quarantined and the main KPIs; exits 1
+    when an asset or a blocking check fails.
+    """
+    from finbi_pipeline.runner import format_summary, run_pipeline
+
+    summary = run_pipeline()
+    click.echo(format_summary(summary))
+    sys.exit(0 if summary.success else 1)
+
+
+@main.command()
+@click.option("--rows", type=click.IntRange(min=1), required=True, help="Interaction rows.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+def generate(rows: int, out: Path, seed: int) -> None:
+    """Write realistic synthetic OUT/interactions.csv and OUT/sales.csv (streaming)."""
+    from finbi_pipeline.generate import generate_dataset
+
+    with click.progressbar(length=rows, label="interactions", file=sys.stderr) as bar:
+        done = [0]
+
+        def progress(rows_done: int, total: int) -> None:
+            bar.update(rows_done - done[0])
+            done[0] = rows_done
+
+        summary = generate_dataset(rows, out, seed=seed, progress=progress)
+    click.echo(
+        f"wrote {summary.interaction_rows:,} interactions to {summary.interactions_path} "
+        f"and {summary.sales_rows:,} sales lines to {summary.sales_path}"
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8501, show_default=True, type=int)
+def dashboard(host: str, port: int) -> None:
+    """Serve the live dashboard (loopback unless told otherwise) until Ctrl-C."""
+    from finbi_pipeline.dashboard.server import run_forever
+
+    sys.exit(run_forever(host=host, port=port))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
+@click.option("--dashboard-port", default=8501, show_default=True, type=int)
+def serve(host: str, port: int, dashboard_port: int) -> None:
+    """Serve the Dagster UI (with its daemon: sensor and schedule) and the dashboard."""
+    from finbi_pipeline.dashboard import server
+    from finbi_pipeline.runner import dagster_home
+
+    dagster_home()
+    # Its own session, so Ctrl-C here stops the whole process group below.
+    dagster = subprocess.Popen(
+        [sys.executable, "-m", "dagster", "dev", "-m", "finbi_pipeline.definitions",
+         "-h", host, "-p", str(port)],
+        start_new_session=True,
+    )  # fmt: skip
+    ui = server.serve(host=host, port=dashboard_port)
+    click.echo(f"Dagster UI: http://{host}:{port}")
+    click.echo(f"Dashboard:  {server.url(host, dashboard_port)}")
+    click.echo("Ctrl-C stops both.")
+    try:
+        while dagster.poll() is None and ui.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop(ui)
+        _stop_group(dagster)
+
+
+def _stop_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Stop a process and its children (dagster dev starts the webserver and daemon)."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -1,0 +1,355 @@
+"""Ingestion: stage each upload (validate, quarantine), then merge staged uploads into the
+curated tables (deduplicate, partition by date). Engine- and lake-agnostic.
+
+Staging is per upload and safe to run for many uploads at once. Merging is per kind and
+runs once per batch, in upload order, so cross-upload duplicates are decided in one place.
+
+Lake layout (keys):
+  staging/<source>/<slug>.parquet      validated records of a staged upload, one per record
+  staging/<source>/<slug>.json         its manifest (counts, status), until merged
+  quarantine/<source>/<slug>.parquet   rejected records: line, column, reason, raw values
+  curated/<kind>/<date column>=<day>/<slug>.parquet   what each object key contributes
+  ingest_log/<source>/<slug>@<version hash>.json     the reconciled counts of each upload
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import io
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+
+import pandas as pd
+
+from finbi_pipeline.resources.engine import EngineSession, ParserReject, QueryEngine
+from finbi_pipeline.resources.lake import Lake
+from finbi_pipeline.sources import SourceSpec
+from finbi_pipeline.sql_templates import curation_sql, literal, validation_sql
+from finbi_pipeline.uploads import Upload
+
+SNIFF_BYTES = 1 << 16
+
+# Curated tables: columns in the files (the date partition column lives in the path).
+CURATED_COLUMNS: dict[str, dict[str, str]] = {
+    "interactions": {
+        "user_id": "VARCHAR",
+        "item_id": "VARCHAR",
+        "event_type": "VARCHAR",
+        "event_time": "TIMESTAMP",
+        "source": "VARCHAR",
+        "upload_id": "VARCHAR",
+    },
+    "sales": {
+        "order_id": "VARCHAR",
+        "user_id": "VARCHAR",
+        "item_id": "VARCHAR",
+        "quantity": "BIGINT",
+        "unit_price": "DECIMAL(18,4)",
+        "amount": "DECIMAL(38,4)",
+        "sale_time": "TIMESTAMP",
+        "country": "VARCHAR",
+        "source": "VARCHAR",
+        "upload_id": "VARCHAR",
+    },
+}
+DATE_COLUMN = {"interactions": "event_date", "sales": "sale_date"}
+QUARANTINE_COLUMNS = {
+    "upload_id": "VARCHAR",
+    "source": "VARCHAR",
+    "object_key": "VARCHAR",
+    "line_number": "BIGINT",
+    "column_name": "VARCHAR",
+    "reason": "VARCHAR",
+    "raw_record": "VARCHAR",
+}
+
+
+@dataclass
+class UploadReport:
+    """The reconciled account of one upload: read = accepted + duplicate + quarantined."""
+
+    upload_id: str
+    source: str
+    kind: str
+    object_key: str
+    object_version: str
+    rows_read: int = 0
+    rows_accepted: int = 0
+    rows_duplicate: int = 0
+    rows_quarantined: int = 0
+    status: str = "staged"  # staged | ingested | rejected
+    message: str = ""
+    staged_at: str = ""
+    ingested_at: str | None = None
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        accounted = self.rows_accepted + self.rows_duplicate + self.rows_quarantined
+        return self.rows_read == accounted
+
+
+class UnreadableFile(Exception):
+    """A file that cannot be read at all; the message names the file, line and cause."""
+
+
+def staging_key(upload: Upload, suffix: str) -> str:
+    return f"staging/{upload.source}/{upload.slug}.{suffix}"
+
+
+def quarantine_key(upload: Upload) -> str:
+    return f"quarantine/{upload.source}/{upload.slug}.parquet"
+
+
+def ingest_log_key(upload: Upload) -> str:
+    version = hashlib.sha1(upload.version.encode()).hexdigest()[:10]
+    return f"ingest_log/{upload.source}/{upload.slug}@{version}.json"
+
+
+# --- staging -------------------------------------------------------------------------------
+
+
+def stage_upload(
+    upload: Upload, source: SourceSpec, lake: Lake, engine: QueryEngine, now: dt.datetime
+) -> UploadReport:
+    """Validate one upload: typed records to staging, rejects to quarantine, a manifest."""
+    report = UploadReport(
+        upload_id=upload.upload_id,
+        source=source.name,
+        kind=source.kind,
+        object_key=upload.key,
+        object_version=upload.version,
+        staged_at=now.isoformat(),
+    )
+    head = lake.read_bytes(upload.key, max_bytes=SNIFF_BYTES)
+    compression = "gzip" if head[:2] == b"\x1f\x8b" else None
+    try:
+        _check_readable(upload, source, head, compression)
+    except UnreadableFile as exc:
+        return _reject_whole_file(upload, source, lake, report, str(exc), compression)
+
+    with engine.session() as session:
+        session.register_csv("raw_records", source, lake.uri(upload.key), compression)
+        staged = lake.uri(staging_key(upload, "parquet"))
+        stats = session.write_parquet(validation_sql(source, "raw_records", now), staged)
+        parser_rejects = session.parser_rejects()
+        value_rejects = _write_quarantine(session, upload, source, lake, staged, parser_rejects)
+        reasons = session.fetch(
+            f"SELECT reject_column, COUNT(*) AS n FROM read_parquet({literal(staged)}) "
+            "WHERE reject_reason IS NOT NULL GROUP BY reject_column"
+        )
+    report.rows_read = stats.rows + len(parser_rejects)
+    report.rows_quarantined = value_rejects + len(parser_rejects)
+    report.quarantine_reasons = {str(r.reject_column): int(r.n) for r in reasons.itertuples()}
+    if parser_rejects:
+        report.quarantine_reasons["unreadable record"] = len(parser_rejects)
+    if report.rows_read == 0:
+        report.message = "header only: the file has no data rows"
+    lake.write_bytes(staging_key(upload, "json"), json.dumps(asdict(report)).encode())
+    return report
+
+
+def _check_readable(upload: Upload, source: SourceSpec, head: bytes, compression) -> None:
+    """Raise UnreadableFile for an empty file, an undecodable header or missing columns."""
+    where = f"{upload.key}"
+    if compression == "gzip":
+        head = zlib.decompressobj(wbits=31).decompress(head)
+    if not head.strip():
+        raise UnreadableFile(f"{where}: empty file (no header and no rows)")
+    if not source.csv.header:
+        return
+    first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    encoding = "utf-8-sig" if source.csv.encoding == "utf-8" else source.csv.encoding
+    try:
+        text = codecs.decode(first_line, encoding)
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            f"{where}: line 1, column {exc.start + 1}: the header is not valid "
+            f"{source.csv.encoding} (byte 0x{first_line[exc.start]:02x})"
+        ) from exc
+    header = next(csv.reader(io.StringIO(text), delimiter=source.csv.delimiter))
+    missing = [column for column in source.required_columns if column not in header]
+    if missing:
+        hint = _delimiter_hint(text, source)
+        raise UnreadableFile(
+            f"{where}: line 1: missing required column(s) {', '.join(map(repr, missing))}; "
+            f"the header has {len(header)} column(s) {header!r}{hint}"
+        )
+
+
+def _delimiter_hint(header_text: str, source: SourceSpec) -> str:
+    for candidate in (",", ";", "\t", "|"):
+        if candidate == source.csv.delimiter:
+            continue
+        fields = next(csv.reader(io.StringIO(header_text), delimiter=candidate))
+        if all(column in fields for column in source.required_columns):
+            return (
+                f"; the file looks {candidate!r}-delimited but source '{source.name}' "
+                f"declares {source.csv.delimiter!r}"
+            )
+    return ""
+
+
+def _reject_whole_file(
+    upload: Upload, source: SourceSpec, lake: Lake, report: UploadReport, message: str, compression
+) -> UploadReport:
+    """Quarantine every record of an unreadable file under one reason."""
+    data = lake.read_bytes(upload.key)
+    if compression == "gzip":
+        data = zlib.decompressobj(wbits=31).decompress(data)
+    lines = len(data.splitlines())
+    report.rows_read = report.rows_quarantined = max(lines - int(source.csv.header), 0)
+    report.status = "rejected"
+    report.message = message
+    report.quarantine_reasons = {"whole file": report.rows_quarantined}
+    row = {
+        "upload_id": upload.upload_id,
+        "source": source.name,
+        "object_key": upload.key,
+        "line_number": None,
+        "column_name": None,
+        "reason": f"whole file rejected: {message}",
+        "raw_record": None,
+    }
+    _write_small_parquet(lake, quarantine_key(upload), [row])
+    lake.delete([staging_key(upload, "parquet")])
+    lake.write_bytes(staging_key(upload, "json"), json.dumps(asdict(report)).encode())
+    return report
+
+
+def _write_quarantine(
+    session: EngineSession,
+    upload: Upload,
+    source: SourceSpec,
+    lake: Lake,
+    staged_uri: str,
+    parser_rejects: list[ParserReject],
+) -> int:
+    """Write rejected records with their physical line numbers; return value-level rejects."""
+    header_lines = int(source.csv.header)
+    # A record's physical line is its number among parsed records, plus the header, plus the
+    # unparsable lines before it. `good_before` is how many parsed records precede a reject.
+    shifts = [r.line - header_lines - rank for rank, r in enumerate(parser_rejects, start=1)]
+    shift_rows = " UNION ALL ".join(f"SELECT {s} AS good_before" for s in shifts) or (
+        "SELECT CAST(NULL AS BIGINT) AS good_before WHERE FALSE"
+    )
+    value_sql = f"""
+        WITH shifts AS ({shift_rows})
+        SELECT
+            {literal(upload.upload_id)} AS upload_id,
+            {literal(source.name)} AS source,
+            {literal(upload.key)} AS object_key,
+            record_no + {header_lines}
+                + (SELECT COUNT(*) FROM shifts WHERE good_before < record_no) AS line_number,
+            reject_column AS column_name,
+            reject_reason AS reason,
+            raw_values AS raw_record
+        FROM read_parquet({literal(staged_uri)})
+        WHERE reject_reason IS NOT NULL
+    """
+    rows = [
+        {
+            "upload_id": upload.upload_id,
+            "source": source.name,
+            "object_key": upload.key,
+            "line_number": r.line,
+            "column_name": r.column_name,
+            "reason": f"{r.column_name or 'record'}: {r.cause}",
+            "raw_record": r.raw_line,
+        }
+        for r in parser_rejects
+    ]
+    stats = session.write_parquet(value_sql, lake.uri(quarantine_key(upload)))
+    if rows:
+        existing = pd.read_parquet(lake.uri(quarantine_key(upload)))
+        _write_small_parquet(lake, quarantine_key(upload), existing.to_dict("records") + rows)
+    return stats.rows
+
+
+def _write_small_parquet(lake: Lake, key: str, rows: list[dict]) -> None:
+    frame = pd.DataFrame(rows, columns=list(QUARANTINE_COLUMNS)).astype({"line_number": "Int64"})
+    buffer = io.BytesIO()
+    frame.sort_values("line_number", na_position="first").to_parquet(buffer, index=False)
+    lake.write_bytes(key, buffer.getvalue())
+
+
+# --- merging -------------------------------------------------------------------------------
+
+
+def pending_manifests(lake: Lake, sources: list[SourceSpec]) -> list[UploadReport]:
+    """Staged uploads of the given sources not merged yet, oldest first."""
+    reports = []
+    for source in sources:
+        for obj in lake.list_objects(f"staging/{source.name}/"):
+            if obj.key.endswith(".json"):
+                reports.append(UploadReport(**json.loads(lake.read_bytes(obj.key))))
+    return sorted(reports, key=lambda r: (r.staged_at, r.upload_id))
+
+
+def merge_staged(
+    kind: str, sources: list[SourceSpec], lake: Lake, engine: QueryEngine, now: dt.datetime
+) -> list[UploadReport]:
+    """Merge every pending staged upload of `kind` into `curated/<kind>/`, in order."""
+    merged = []
+    for report in pending_manifests(lake, sources):
+        upload = Upload.from_partition_key(report.upload_id)
+        if report.status != "rejected":
+            _merge_one(kind, upload, report, lake, engine)
+            report.status = "ingested"
+        report.ingested_at = now.isoformat()
+        lake.write_bytes(ingest_log_key(upload), json.dumps(asdict(report)).encode())
+        lake.delete([staging_key(upload, "json"), staging_key(upload, "parquet")])
+        merged.append(report)
+    return merged
+
+
+def _merge_one(
+    kind: str, upload: Upload, report: UploadReport, lake: Lake, engine: QueryEngine
+) -> None:
+    """Write what this upload's key contributes, replacing what an older version did."""
+    date_column = DATE_COLUMN[kind]
+    prefix = f"curated/{kind}/"
+    staged = lake.uri(staging_key(upload, "parquet"))
+    before = [o.key for o in lake.list_objects(prefix) if o.key.endswith(f"/{upload.slug}.parquet")]
+    with engine.session() as session:
+        days = session.fetch(
+            f"SELECT DISTINCT {date_column} AS day FROM read_parquet({literal(staged)}) "
+            f"WHERE reject_reason IS NULL AND {date_column} IS NOT NULL"
+        )["day"]
+        existing = _curated_relation(session, lake, kind, list(days))
+        sql = curation_sql(
+            kind,
+            staged=f"read_parquet({literal(staged)})",
+            existing=existing,
+            source=report.source,
+            upload_id=upload.upload_id,
+            key_prefix=f"{upload.key}@",
+        )
+        temp_prefix = f"{prefix}.tmp-{upload.slug}"
+        lake.delete_prefix(temp_prefix + "/")
+        stats = session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
+    written = []
+    for obj in lake.list_objects(temp_prefix + "/"):
+        day_folder = obj.key.split("/")[-2]  # <date column>=<day>
+        target = f"{prefix}{day_folder}/{upload.slug}.parquet"
+        lake.move(obj.key, target)
+        written.append(target)
+    lake.delete([key for key in before if key not in written])
+    valid = report.rows_read - report.rows_quarantined
+    report.rows_accepted = stats.rows
+    report.rows_duplicate = valid - stats.rows
+
+
+def _curated_relation(session: EngineSession, lake: Lake, kind: str, days: list) -> str:
+    """The curated table's rows on `days` only, so a merge reads what it can collide with."""
+    date_column = DATE_COLUMN[kind]
+    files = [
+        lake.uri(obj.key)
+        for day in sorted(days)
+        for obj in lake.list_objects(f"curated/{kind}/{date_column}={day:%Y-%m-%d}/")
+    ]
+    return session.parquet_relation(files, CURATED_COLUMNS[kind])

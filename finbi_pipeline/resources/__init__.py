@@ -1,0 +1,46 @@
+"""Resources: one interface per external system, a local and an AWS implementation each.
+
+`build_resources(target)` picks the set once; assets are typed against the interfaces.
+"""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from finbi_pipeline.resources.catalog import DuckDBCatalog
+from finbi_pipeline.resources.engine import DuckDBEngine
+from finbi_pipeline.resources.lake import LocalLake
+from finbi_pipeline.resources.publisher import LocalDashboardPublisher
+from finbi_pipeline.resources.sources_resource import SourcesResource
+
+TARGETS = ("local", "aws")
+
+
+def finbi_home() -> str:
+    """FINBI_HOME, or `.finbi` in the working directory, as an absolute path."""
+    return os.path.abspath(os.environ.get("FINBI_HOME") or ".finbi")
+
+
+def build_resources(target: str) -> dict:
+    """The resources of one target: lake, catalog, engine, publisher and sources."""
+    sources = SourcesResource(
+        path=dg.EnvVar("FINBI_SOURCES") if "FINBI_SOURCES" in os.environ else ""
+    )
+    if target == "local":
+        home = finbi_home()
+        lake = LocalLake(home=home)
+        engine = DuckDBEngine(home=home)
+        return {
+            "lake": lake,
+            "engine": engine,
+            "catalog": DuckDBCatalog(lake=lake, engine=engine),
+            "publisher": LocalDashboardPublisher(home=home, engine=engine),
+            "sources": sources,
+        }
+    if target == "aws":
+        from finbi_pipeline.resources.aws import build_aws_resources
+
+        return {**build_aws_resources(), "sources": sources}
+    raise ValueError(f"FINBI_TARGET must be one of {TARGETS}, not {target!r}")

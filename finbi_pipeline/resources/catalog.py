@@ -1,0 +1,142 @@
+"""The data catalog: registers tables over the lake and keeps each table's schema history.
+
+`Catalog` is the interface; `DuckDBCatalog` registers views in the warehouse and records
+schemas in `finbi.schema_history`. The Glue implementation lives in `glue_catalog.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import dagster as dg
+
+from finbi_pipeline.resources.engine import DuckDBEngine
+from finbi_pipeline.resources.lake import LocalLake
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A table over lake objects: Parquet (optionally date-partitioned) or JSON lines."""
+
+    name: str
+    prefix: str  # lake key prefix, e.g. "curated/interactions/"
+    columns: dict[str, str]  # contract columns and types, partition column included
+    partition_column: str | None = None
+    file_format: str = "parquet"  # parquet | json
+
+
+@dataclass
+class SchemaChange:
+    """How a table's detected schema differs from the one recorded before."""
+
+    current: dict[str, str]
+    previous: dict[str, str] | None
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    retyped: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.retyped)
+
+    @property
+    def breaking(self) -> bool:
+        """Removing or retyping a column breaks readers; adding one does not."""
+        return bool(self.removed or self.retyped)
+
+    def describe(self) -> str:
+        if self.previous is None:
+            return "first registration"
+        if not self.changed:
+            return "unchanged"
+        parts = [
+            f"{label}: {', '.join(cols)}"
+            for label, cols in (
+                ("added", self.added),
+                ("removed", self.removed),
+                ("retyped", self.retyped),
+            )
+            if cols
+        ]
+        return "; ".join(parts)
+
+
+def diff_schemas(previous: dict[str, str] | None, current: dict[str, str]) -> SchemaChange:
+    """Compare two {column: type} schemas."""
+    if previous is None:
+        return SchemaChange(current=current, previous=None)
+    return SchemaChange(
+        current=current,
+        previous=previous,
+        added=[c for c in current if c not in previous],
+        removed=[c for c in previous if c not in current],
+        retyped=[c for c in current if c in previous and previous[c] != current[c]],
+    )
+
+
+class Catalog(dg.ConfigurableResource, ABC):
+    """Registers tables so the query engine can read them, and detects schema changes."""
+
+    @abstractmethod
+    def register_table(self, table: TableSpec) -> SchemaChange:
+        """Create or update `table` from what is in the lake; return its schema change."""
+
+    @abstractmethod
+    def location(self, table: TableSpec) -> str:
+        """Where the table's data lives."""
+
+
+class DuckDBCatalog(Catalog):
+    """Views in the warehouse over the lake folder, and a schema history table."""
+
+    lake: LocalLake
+    engine: DuckDBEngine
+
+    def register_table(self, table: TableSpec) -> SchemaChange:
+        with self.engine.connect() as con:
+            con.execute(f"CREATE OR REPLACE VIEW finbi.{table.name} AS {self._select(table)}")
+            described = con.execute(f"DESCRIBE finbi.{table.name}").fetchall()
+            current = {row[0]: row[1] for row in described}
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS finbi.schema_history "
+                "(table_name VARCHAR, columns JSON, detected_at TIMESTAMP)"
+            )
+            row = con.execute(
+                "SELECT columns FROM finbi.schema_history WHERE table_name = ? "
+                "ORDER BY detected_at DESC LIMIT 1",
+                [table.name],
+            ).fetchone()
+            change = diff_schemas(json.loads(row[0]) if row else None, current)
+            if change.previous is None or change.changed:
+                con.execute(
+                    "INSERT INTO finbi.schema_history VALUES (?, ?, ?)",
+                    [table.name, json.dumps(current), dt.datetime.now(dt.UTC)],
+                )
+        return change
+
+    def location(self, table: TableSpec) -> str:
+        return self.lake.uri(table.prefix)
+
+    def _select(self, table: TableSpec) -> str:
+        has_files = any(True for _ in self.lake.list_objects(table.prefix))
+        if not has_files:
+            columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in table.columns.items())
+            return f"SELECT {columns} WHERE FALSE"
+        root = self.lake.uri(table.prefix).replace("'", "''")
+        if table.file_format == "json":
+            reader = f"read_json('{root}/*/*.json', format = 'auto', union_by_name = true)"
+        elif table.partition_column:
+            reader = (
+                f"read_parquet('{root}/{table.partition_column}=*/*.parquet', "
+                f"hive_partitioning = true, hive_types = {{'{table.partition_column}': DATE}}, "
+                "union_by_name = true)"
+            )
+        else:
+            reader = f"read_parquet('{root}/*/*.parquet', union_by_name = true)"
+        # Project the contract's columns in the contract's order; new columns in the files
+        # show up in the detected schema through the catalog's schema history instead.
+        columns = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in table.columns.items())
+        return f"SELECT {columns} FROM {reader}"

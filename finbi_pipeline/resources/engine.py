@@ -1,0 +1,255 @@
+"""The query engine: runs the pipeline's Athena-dialect SQL.
+
+`QueryEngine` is the interface; `DuckDBEngine` runs locally on the warehouse file
+`$FINBI_HOME/warehouse.duckdb`, transpiling each statement with sqlglot. The Athena
+implementation lives in `athena_engine.py`. SQL given to either is always Athena text.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from finbi_pipeline.sources import SourceSpec
+from finbi_pipeline.sql_templates import to_duckdb
+
+# Trino functions sqlglot passes through unchanged; DuckDB gets them as macros (ICU).
+_TRINO_COMPAT_MACROS = (
+    "CREATE OR REPLACE MACRO with_timezone(ts, zone) AS timezone(zone, ts)",
+    "CREATE OR REPLACE MACRO at_timezone(tstz, zone) AS timezone(zone, tstz)",
+)
+
+
+@dataclass
+class QueryStats:
+    """What one statement cost; engines fill what they report."""
+
+    rows: int | None = None
+    bytes_scanned: int | None = None
+    engine_ms: float | None = None
+    query_id: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def cost_usd(self) -> float | None:
+        """Athena's price: $5 per TB scanned, 10 MB minimum per query."""
+        if self.bytes_scanned is None:
+            return None
+        return max(self.bytes_scanned, 10 * 1024**2) / 1024**4 * 5.0
+
+
+@dataclass(frozen=True)
+class ParserReject:
+    """A record the CSV reader itself could not split into the declared columns."""
+
+    line: int
+    column_name: str | None
+    cause: str
+    raw_line: str
+
+
+class EngineSession(ABC):
+    """One connection's worth of ingestion work; registered relations live as long as it."""
+
+    @abstractmethod
+    def register_csv(
+        self, name: str, source: SourceSpec, uri: str, compression: str | None
+    ) -> None:
+        """Expose a raw CSV as relation `name`: `record_no` plus canonical text columns."""
+
+    @abstractmethod
+    def parser_rejects(self) -> list[ParserReject]:
+        """Records of the last read CSV that the reader rejected, with physical lines."""
+
+    @abstractmethod
+    def parquet_relation(self, uris: list[str], empty_schema: dict[str, str]) -> str:
+        """A FROM-able relation over Parquet files (empty, typed by `empty_schema`, if none)."""
+
+    @abstractmethod
+    def write_parquet(self, sql: str, uri: str, partition_by: str | None = None) -> QueryStats:
+        """Write the result of `sql` as Parquet to a file, or a Hive-partitioned folder."""
+
+    @abstractmethod
+    def fetch(self, sql: str) -> pd.DataFrame:
+        """Run `sql` and return its (small) result."""
+
+
+class QueryEngine(dg.ConfigurableResource, ABC):
+    """Runs the pipeline's SQL and reports rows, bytes scanned and cost."""
+
+    @abstractmethod
+    def session(self) -> AbstractContextManager[EngineSession]:
+        """A scratch session for ingestion work that does not hold the warehouse."""
+
+    @abstractmethod
+    def create_table(self, table: str, sql: str) -> QueryStats:
+        """Create or replace the analytics table `table` from a query."""
+
+    @abstractmethod
+    def fetch(self, sql: str) -> pd.DataFrame:
+        """Run a query against the catalog's tables and return its (small) result."""
+
+    @abstractmethod
+    def location(self, table: str) -> str:
+        """Where an analytics table's data lives, for metadata."""
+
+
+class DuckDBEngine(QueryEngine):
+    """DuckDB on `<home>/warehouse.duckdb`, with a memory limit so big inputs spill to disk."""
+
+    home: str
+    memory_limit: str = "1GB"
+    threads: int = 0  # 0: DuckDB's default, one per core
+
+    @property
+    def warehouse_path(self) -> Path:
+        return Path(self.home).resolve() / "warehouse.duckdb"
+
+    def connect(self, database: str | None = None, read_only: bool = False):
+        """A configured connection (UTC, memory limit, spill folder, Trino macros).
+
+        Without `database`, the warehouse with `finbi` as the default schema.
+        """
+        home = Path(self.home).resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        config = {"memory_limit": self.memory_limit, "temp_directory": str(home / "tmp")}
+        if self.threads:
+            config["threads"] = self.threads
+        target = str(self.warehouse_path) if database is None else database
+        con = duckdb.connect(target, read_only=read_only, config=config)
+        con.execute("SET TimeZone = 'UTC'")
+        if not read_only:
+            for macro in _TRINO_COMPAT_MACROS:
+                con.execute(macro)
+        if database is None:
+            if not read_only:
+                con.execute("CREATE SCHEMA IF NOT EXISTS finbi")
+            con.execute("SET schema = 'finbi'")
+        return con
+
+    @contextmanager
+    def session(self) -> Iterator[DuckDBSession]:
+        con = self.connect(":memory:")
+        try:
+            yield DuckDBSession(con)
+        finally:
+            con.close()
+
+    def create_table(self, table: str, sql: str) -> QueryStats:
+        started = time.perf_counter()
+        with self.connect() as con:
+            con.execute(f"CREATE OR REPLACE TABLE finbi.{table} AS {to_duckdb(sql)}")
+            rows = con.execute(f"SELECT COUNT(*) FROM finbi.{table}").fetchone()[0]
+        return QueryStats(rows=rows, engine_ms=(time.perf_counter() - started) * 1000)
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        with self.connect() as con:
+            return con.execute(to_duckdb(sql)).df()
+
+    def location(self, table: str) -> str:
+        return f"{self.warehouse_path}#finbi.{table}"
+
+
+class DuckDBSession(EngineSession):
+    """An in-memory DuckDB connection: ingestion never holds the warehouse's write lock."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def register_csv(
+        self, name: str, source: SourceSpec, uri: str, compression: str | None
+    ) -> None:
+        dialect = source.csv
+        options = {
+            "all_varchar": True,
+            "header": dialect.header,
+            "delim": dialect.delimiter,
+            "quote": dialect.quote,
+            "escape": dialect.quote,
+            "encoding": dialect.encoding,
+            "store_rejects": True,
+            "strict_mode": True,
+            "compression": compression or "none",
+            # record_no must follow file order for line numbers to be right.
+            "parallel": False,
+        }
+        if dialect.names:
+            options["names"] = list(dialect.names)
+        rendered = ", ".join(f"{k} = {_duck_literal(v)}" for k, v in options.items())
+        select = ", ".join(
+            f"{_identifier(file_column)} AS {_identifier(canonical)}"
+            for canonical, file_column in source.columns.items()
+        )
+        # A view streams the file once, when the validation query reads it.
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT row_number() OVER () AS record_no, "
+            f"{select} FROM read_csv({_sql_string(uri)}, {rendered})"
+        )
+
+    def parser_rejects(self) -> list[ParserReject]:
+        present = self.con.execute(
+            "SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'"
+        ).fetchone()[0]
+        if not present:
+            return []
+        rows = self.con.execute(
+            "SELECT line, column_name, error_type, error_message, csv_line "
+            "FROM reject_errors ORDER BY line"
+        ).fetchall()
+        return [
+            ParserReject(int(line), column, _parser_cause(kind, message), raw or "")
+            for line, column, kind, message, raw in rows
+        ]
+
+    def parquet_relation(self, uris: list[str], empty_schema: dict[str, str]) -> str:
+        if not uris:
+            columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in empty_schema.items())
+            return f"(SELECT {columns} WHERE FALSE)"
+        return f"read_parquet([{', '.join(_sql_string(uri) for uri in uris)}])"
+
+    def write_parquet(self, sql: str, uri: str, partition_by: str | None = None) -> QueryStats:
+        started = time.perf_counter()
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if partition_by:
+            options += f", PARTITION_BY ({partition_by}), OVERWRITE_OR_IGNORE true"
+        Path(uri).parent.mkdir(parents=True, exist_ok=True)
+        rows = self.con.execute(f"COPY ({to_duckdb(sql)}) TO {_sql_string(uri)} ({options})")
+        count = rows.fetchone()[0]
+        return QueryStats(rows=count, engine_ms=(time.perf_counter() - started) * 1000)
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        return self.con.execute(to_duckdb(sql)).df()
+
+
+def _parser_cause(kind: str, message: str) -> str:
+    causes = {
+        "INVALID ENCODING": "not valid text in the declared encoding",
+        "TOO MANY COLUMNS": f"too many fields ({message})",
+        "MISSING COLUMNS": f"too few fields ({message})",
+        "UNQUOTED VALUE": f"stray quote character ({message})",
+    }
+    return causes.get(kind, f"{kind.lower()}: {message}")
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _duck_literal(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_sql_string(str(v)) for v in value) + "]"
+    return _sql_string(str(value))

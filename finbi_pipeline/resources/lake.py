@@ -1,0 +1,182 @@
+"""The lake: an object store of raw uploads, curated Parquet, quarantine and logs.
+
+`Lake` is the interface the assets use; `LocalLake` keeps objects as files under
+`$FINBI_HOME/lake` (keys are relative paths). The S3 implementation lives in `s3_lake.py`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+
+@dataclass(frozen=True, order=True)
+class LakeObject:
+    """One stored object. `version` changes whenever the content is replaced."""
+
+    key: str
+    version: str
+    size: int
+    last_modified: float  # epoch seconds
+
+
+class Lake(dg.ConfigurableResource, ABC):
+    """Object-store operations the pipeline needs, identical for a folder and for S3."""
+
+    @abstractmethod
+    def list_objects(
+        self, prefix: str, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[LakeObject]:
+        """Objects under `prefix` in key order, after `start_after`, fetched a page at a time."""
+
+    @abstractmethod
+    def head(self, key: str) -> LakeObject | None:
+        """The object at `key`, or None when there is none."""
+
+    @abstractmethod
+    def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's content, or its first `max_bytes`."""
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Store `data` at `key` atomically: readers see the old or the new object, whole."""
+
+    @abstractmethod
+    def upload_file(self, path: Path, key: str) -> LakeObject:
+        """Store a local file at `key` atomically."""
+
+    @abstractmethod
+    def delete(self, keys: list[str]) -> None:
+        """Delete objects; keys that do not exist are ignored."""
+
+    @abstractmethod
+    def move(self, source_key: str, target_key: str) -> None:
+        """Move an object; the target is replaced atomically."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where a query engine reads or writes `key` (a path or an s3:// URI)."""
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under `prefix`."""
+        self.delete([obj.key for obj in self.list_objects(prefix)])
+
+
+class LocalLake(Lake):
+    """The lake as a folder: `<home>/lake/<key>`."""
+
+    home: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.home).resolve() / "lake"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"lake key {key!r} escapes the lake folder")
+        return path
+
+    def list_objects(
+        self, prefix: str, start_after: str | None = None, page_size: int = 1000
+    ) -> Iterator[LakeObject]:
+        # A folder has no pages; keys come sorted like S3's so cursors behave the same.
+        base = self._path(prefix) if prefix else self.root
+        search = base if base.is_dir() else base.parent
+        if not search.is_dir():
+            return
+        keys = []
+        for dirpath, dirnames, filenames in os.walk(search):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for filename in filenames:
+                if filename.startswith("."):  # in-flight temporary files
+                    continue
+                key = Path(dirpath, filename).relative_to(self.root).as_posix()
+                if key.startswith(prefix) and (start_after is None or key > start_after):
+                    keys.append(key)
+        for key in sorted(keys):
+            obj = self.head(key)
+            if obj is not None:  # deleted while we listed
+                yield obj
+
+    def head(self, key: str) -> LakeObject | None:
+        try:
+            stat = self._path(key).stat()
+        except FileNotFoundError:
+            return None
+        return LakeObject(
+            key=key,
+            version=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+            size=stat.st_size,
+            last_modified=stat.st_mtime_ns / 1e9,
+        )
+
+    def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
+        with self._path(key).open("rb") as handle:
+            return handle.read(-1 if max_bytes is None else max_bytes)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        with self._atomic_target(key) as tmp:
+            tmp.write_bytes(data)
+
+    def upload_file(self, path: Path, key: str) -> LakeObject:
+        with self._atomic_target(key) as tmp:
+            shutil.copyfile(path, tmp)
+        obj = self.head(key)
+        assert obj is not None
+        return obj
+
+    def delete(self, keys: list[str]) -> None:
+        for key in keys:
+            path = self._path(key)
+            path.unlink(missing_ok=True)
+            # Folders are implicit in an object store: drop the ones left empty.
+            for parent in path.parents:
+                if parent == self.root or not parent.is_relative_to(self.root):
+                    break
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+
+    def move(self, source_key: str, target_key: str) -> None:
+        target = self._path(target_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(source_key), target)
+
+    def uri(self, key: str) -> str:
+        return str(self._path(key))
+
+    def local_dir(self, prefix: str) -> Path:
+        """The folder for `prefix` (local only: DuckDB writes partitioned Parquet into it)."""
+        return self._path(prefix)
+
+    def _atomic_target(self, key: str):
+        return _AtomicFile(self._path(key))
+
+
+class _AtomicFile:
+    """Yields a hidden temporary path beside `target`; renames it into place on success."""
+
+    def __init__(self, target: Path):
+        self.target = target
+
+    def __enter__(self) -> Path:
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=f".{self.target.name}.")
+        os.close(fd)
+        self.tmp = Path(name)
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            os.replace(self.tmp, self.target)
+        else:
+            self.tmp.unlink(missing_ok=True)

@@ -1,0 +1,73 @@
+"""`new_upload_sensor`: turns new objects in the landing zone into upload partitions and
+one run per batch.
+
+It pages through each declared source's prefix (never the whole lake). The cursor is a
+high-water mark of object modification times; objects modified within `LOOKBACK_SECONDS`
+of it are looked at again, so two uploads in the same second, or a slow listing, are never
+missed. Whether an upload (key @ version) is new is decided by the instance's partitions,
+and the run key is the batch itself, so one version never runs twice.
+"""
+
+import hashlib
+import json
+
+import dagster as dg
+
+from finbi_pipeline.jobs import ingest_job
+from finbi_pipeline.resources.lake import Lake
+from finbi_pipeline.resources.sources_resource import SourcesResource
+from finbi_pipeline.uploads import Upload, landing_prefix, uploads_partitions
+
+LOOKBACK_SECONDS = 300.0
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def batch_run_request(partition_keys: list[str]) -> dg.RunRequest:
+    """One run over a contiguous range of upload partitions."""
+    digest = hashlib.sha1("\n".join(partition_keys).encode()).hexdigest()[:16]
+    return dg.RunRequest(
+        run_key=f"uploads-{digest}",
+        job_name=ingest_job.name,
+        tags={
+            RANGE_START_TAG: partition_keys[0],
+            RANGE_END_TAG: partition_keys[-1],
+            "finbi/uploads": str(len(partition_keys)),
+        },
+    )
+
+
+def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="new_upload_sensor",
+        job=ingest_job,
+        minimum_interval_seconds=15,
+        default_status=default_status,
+        description=__doc__,
+    )
+    def new_upload_sensor(
+        context: dg.SensorEvaluationContext, lake: Lake, sources: SourcesResource
+    ) -> dg.SensorResult:
+        high_water = float(json.loads(context.cursor)["high_water"]) if context.cursor else 0.0
+        new, newest = [], high_water
+        for source in sorted(sources.load()):
+            for obj in lake.list_objects(landing_prefix(source)):
+                if obj.last_modified < high_water - LOOKBACK_SECONDS:
+                    continue
+                newest = max(newest, obj.last_modified)
+                key = Upload.from_object(obj).partition_key
+                if key not in new and not context.instance.has_dynamic_partition(
+                    uploads_partitions.name, key
+                ):
+                    new.append(key)
+        cursor = json.dumps({"high_water": newest})
+        if not new:
+            return dg.SensorResult(cursor=cursor, skip_reason="no new uploads")
+        context.log.info(f"{len(new)} new upload(s): {', '.join(new[:5])}")
+        return dg.SensorResult(
+            run_requests=[batch_run_request(new)],
+            dynamic_partitions_requests=[uploads_partitions.build_add_request(new)],
+            cursor=cursor,
+        )
+
+    return new_upload_sensor

@@ -1,0 +1,35 @@
+-- The dashboard's headline figures, one row (definitions in DESIGN.md).
+WITH funnel AS (
+    SELECT
+        CAST(COUNT_IF(event_type = 'VIEW') AS BIGINT) AS total_views,
+        CAST(COUNT_IF(event_type = 'ADD_TO_CART') AS BIGINT) AS total_add_to_carts,
+        CAST(COUNT_IF(event_type = 'PURCHASE') AS BIGINT) AS total_purchases,
+        COUNT(DISTINCT user_id) AS total_users
+    FROM interactions
+),
+revenue AS (
+    SELECT
+        COUNT(DISTINCT CASE WHEN quantity > 0 THEN order_id END) AS orders,
+        CAST(COALESCE(SUM(CASE WHEN quantity > 0 THEN quantity END), 0) AS BIGINT) AS units,
+        COALESCE(SUM(CASE WHEN quantity > 0 THEN amount END), CAST(0 AS DECIMAL(18, 4)))
+            AS gross_revenue,
+        COALESCE(SUM(CASE WHEN quantity < 0 THEN -amount END), CAST(0 AS DECIMAL(18, 4)))
+            AS returns_value
+    FROM sales
+)
+SELECT
+    funnel.total_views,
+    funnel.total_add_to_carts,
+    funnel.total_purchases,
+    CAST(funnel.total_purchases AS DOUBLE) / NULLIF(funnel.total_views, 0) AS conversion_rate,
+    funnel.total_users,
+    revenue.orders,
+    revenue.units,
+    revenue.gross_revenue,
+    revenue.returns_value,
+    revenue.gross_revenue - revenue.returns_value AS net_revenue,
+    CAST(revenue.gross_revenue / NULLIF(revenue.orders, 0) AS DECIMAL(18, 4))
+        AS average_order_value,
+    CAST(current_timestamp AS TIMESTAMP) AS refreshed_at
+FROM funnel
+CROSS JOIN revenue

@@ -1,0 +1,67 @@
+-- Types and validates one upload's sales lines: one output row per input record.
+-- reject_reason is NULL for an accepted line, else "<column>: <cause>" for the first rule
+-- it breaks. quantity must be a non-zero integer (negative: a return or cancellation);
+-- unit_price a decimal >= 0; user_id may be empty (guest checkout).
+WITH cleaned AS (
+    SELECT
+        record_no,
+        {{order_id}} AS order_id,
+        {{user_id}} AS user_id,
+        {{item_id}} AS item_id,
+        NULLIF(TRIM(quantity), '') AS quantity_raw,
+        NULLIF(TRIM(unit_price), '') AS unit_price_raw,
+        NULLIF(TRIM("timestamp"), '') AS timestamp_raw,
+        {{country}} AS country
+    FROM {{raw_records}}
+),
+typed AS (
+    SELECT
+        cleaned.*,
+        CASE
+            WHEN regexp_like(quantity_raw, '^[+-]?[0-9]{1,18}$') THEN CAST(quantity_raw AS BIGINT)
+        END AS quantity,
+        TRY_CAST(unit_price_raw AS DECIMAL(18, 4)) AS unit_price,
+        {{timestamp_value}} AS ts_value
+    FROM cleaned
+),
+checked AS (
+    SELECT
+        typed.*,
+        CASE
+            WHEN order_id IS NULL THEN 'order_id: missing value'
+            WHEN item_id IS NULL THEN 'item_id: missing value'
+            WHEN quantity_raw IS NULL THEN 'quantity: missing value'
+            WHEN quantity IS NULL THEN 'quantity: ''' || quantity_raw || ''' is not an integer'
+            WHEN quantity = 0 THEN 'quantity: zero quantity'
+            WHEN unit_price_raw IS NULL THEN 'unit_price: missing value'
+            WHEN unit_price IS NULL THEN 'unit_price: ''' || unit_price_raw || ''' is not a number'
+            WHEN unit_price < 0 THEN 'unit_price: negative price ' || unit_price_raw
+            WHEN timestamp_raw IS NULL THEN 'timestamp: missing value'
+            WHEN ts_value IS NULL
+                THEN 'timestamp: cannot parse ''' || timestamp_raw || ''' as {{timestamp_format_text}}'
+            WHEN ts_value < {{ts_low}} OR ts_value >= {{ts_high}}
+                THEN 'timestamp: ''' || timestamp_raw || ''' is outside the plausible window {{window_text}}{{millis_hint}}'
+        END AS reject_reason
+    FROM typed
+)
+SELECT
+    record_no,
+    order_id,
+    user_id,
+    item_id,
+    quantity,
+    unit_price,
+    CAST(quantity * unit_price AS DECIMAL(18, 4)) AS amount,
+    CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS sale_time,
+    CAST(CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS DATE) AS sale_date,
+    country,
+    split_part(reject_reason, ':', 1) AS reject_column,
+    reject_reason,
+    CASE
+        WHEN reject_reason IS NOT NULL
+            THEN concat_ws(
+                '{{delimiter}}', order_id, user_id, item_id, quantity_raw, unit_price_raw,
+                timestamp_raw, country
+            )
+    END AS raw_values
+FROM checked

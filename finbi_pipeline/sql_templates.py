@@ -1,0 +1,170 @@
+"""The pipeline's SQL: Athena-dialect files under `sql/`, rendered and transpiled.
+
+Every transformation is written once, in the Athena (Trino) dialect. Placeholders
+(`{{name}}`) are filled with SQL fragments built here from a source's declaration, literals
+quoted by sqlglot. Locally the rendered text is transpiled to DuckDB with sqlglot; on AWS
+it runs as is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import cache
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from finbi_pipeline.sources import SourceSpec
+
+SQL_DIR = Path(__file__).with_name("sql")
+ANALYTICS_TABLES = (
+    "event_counts_by_type",
+    "daily_events",
+    "user_activity",
+    "daily_sales",
+    "top_items",
+    "kpi_summary",
+)
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+
+@cache
+def sql_file(name: str) -> str:
+    """The text of `sql/<name>.sql`."""
+    return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def render(name: str, **fragments: str) -> str:
+    """Fill the placeholders of `sql/<name>.sql`; every placeholder must be given."""
+    text = sql_file(name)
+    missing = sorted(set(_PLACEHOLDER.findall(text)) - set(fragments))
+    if missing:
+        raise KeyError(f"sql/{name}.sql needs placeholder(s) {missing}")
+    return _PLACEHOLDER.sub(lambda m: fragments[m.group(1)], text)
+
+
+@cache
+def to_duckdb(athena_sql: str) -> str:
+    """Transpile Athena SQL to DuckDB's dialect."""
+    return sqlglot.transpile(athena_sql, read="athena", write="duckdb", pretty=False)[0]
+
+
+def literal(value: str | int | float) -> str:
+    """A SQL literal, quoted for the Athena dialect."""
+    return exp.Literal.string(value).sql("athena") if isinstance(value, str) else str(value)
+
+
+def plausible_window(source: SourceSpec, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The [low, high) window of plausible timestamps for a source, as UTC datetimes."""
+    low = dt.datetime.combine(source.plausible_from, dt.time())
+    high = now.replace(tzinfo=None) + dt.timedelta(days=source.plausible_days_ahead)
+    return low, high
+
+
+def validation_sql(source: SourceSpec, raw_records: str, now: dt.datetime) -> str:
+    """The Athena text that validates one upload of `source` read as `raw_records`.
+
+    `raw_records` is a relation with `record_no` and the canonical columns as text.
+    """
+    low, high = plausible_window(source, now)
+    fragments = {
+        "raw_records": raw_records,
+        "delimiter": source.csv.delimiter.replace("'", "''"),
+        "window_text": f"[{low:%Y-%m-%d}, {high:%Y-%m-%d %H:%M})",
+        **_timestamp_fragments(source, low, high),
+    }
+    for column in ("user_id", "item_id", "order_id", "country"):
+        fragments[column] = _text_column(source, column)
+    if source.kind == "interactions":
+        fragments.update(_event_type_fragments(source))
+    return render(f"validate_{source.kind}", **fragments)
+
+
+def curation_sql(
+    kind: str, staged: str, existing: str, source: str, upload_id: str, key_prefix: str
+) -> str:
+    """The Athena text selecting what one staged upload adds to the curated `kind` table."""
+    return render(
+        f"curate_{kind}",
+        staged=staged,
+        existing=existing,
+        source=literal(source),
+        upload_id=literal(upload_id),
+        key_prefix=literal(key_prefix),
+    )
+
+
+def _text_column(source: SourceSpec, canonical: str) -> str:
+    """A trimmed text column, NULL when empty or absent; float-string ids made integral."""
+    if source.file_column(canonical) is None:
+        return "CAST(NULL AS VARCHAR)"
+    value = f"NULLIF(TRIM({_quote(canonical)}), '')"
+    if canonical in source.integer_ids:
+        # "17850.0" and "17850" are the same customer.
+        value = f"regexp_replace({value}, '^([0-9]+)\\.0+$', '$1')"
+    return value
+
+
+def _event_type_fragments(source: SourceSpec) -> dict[str, str]:
+    mapped = "UPPER(event_type_raw)"
+    if source.event_type_values:
+        branches = " ".join(
+            f"WHEN {literal(raw)} THEN {literal(canonical)}"
+            for raw, canonical in sorted(source.event_type_values.items())
+        )
+        mapped = f"CASE LOWER(event_type_raw) {branches} ELSE UPPER(event_type_raw) END"
+    allowed = "TRUE"
+    allowed_text = "any"
+    if source.event_types:
+        allowed = f"event_type IN ({', '.join(literal(e) for e in source.event_types)})"
+        allowed_text = ", ".join(source.event_types)
+    return {
+        "event_type": mapped,
+        "event_type_allowed": allowed,
+        "event_types_text": allowed_text.replace("'", "''"),
+    }
+
+
+def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime) -> dict:
+    """ts_value (a number for epochs, a local timestamp otherwise), its window, event_time."""
+    fmt = source.timestamp_format
+    if fmt in ("epoch_seconds", "epoch_millis"):
+        scale = 1000 if fmt == "epoch_millis" else 1
+        to_epoch = lambda d: int(d.replace(tzinfo=dt.UTC).timestamp()) * scale  # noqa: E731
+        millis_hint = ""
+        if fmt == "epoch_seconds":
+            millis_hint = (
+                "' || CASE WHEN ts_value >= 1e11 THEN '; it looks like epoch milliseconds, "
+                "but the source declares epoch seconds' ELSE '' END || '"
+            )
+        return {
+            "timestamp_value": "TRY_CAST(timestamp_raw AS DOUBLE)",
+            "ts_low": str(to_epoch(low)),
+            "ts_high": str(to_epoch(high)),
+            "event_time": f"CAST(from_unixtime(ts_value / {scale}) AS TIMESTAMP)",
+            "timestamp_format_text": fmt.replace("_", " "),
+            "millis_hint": millis_hint,
+        }
+    # A strptime pattern, written by users in Python/DuckDB style; sqlglot turns it into
+    # Athena's date_parse pattern.
+    parse = sqlglot.parse_one(f"STRPTIME(timestamp_raw, {literal(fmt)})", read="duckdb")
+    event_time = "ts_value"
+    if source.timezone.upper() != "UTC":
+        event_time = (
+            f"CAST(at_timezone(with_timezone(ts_value, {literal(source.timezone)}), 'UTC')"
+            " AS TIMESTAMP)"
+        )
+    return {
+        "timestamp_value": f"TRY({parse.sql('athena')})",
+        "ts_low": f"TIMESTAMP '{low:%Y-%m-%d %H:%M:%S}'",
+        "ts_high": f"TIMESTAMP '{high:%Y-%m-%d %H:%M:%S}'",
+        "event_time": event_time,
+        "timestamp_format_text": fmt.replace("'", "''"),
+        "millis_hint": "",
+    }
+
+
+def _quote(identifier: str) -> str:
+    return exp.to_identifier(identifier, quoted=True).sql("athena")
