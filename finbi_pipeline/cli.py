@@ -132,3 +132,7 @@ def _stop_group(process: subprocess.Popen, timeout: float = 20.0) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
+
+
+if __name__ == "__main__":
+    main()

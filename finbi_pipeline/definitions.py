@@ -45,4 +45,7 @@ def defs() -> dg.Definitions:
         sensors=[build_new_upload_sensor(sensor_status)],
         schedules=[daily_refresh_schedule],
         resources=build_resources(target),
+        # Steps run one after another in the run's process: the local warehouse is a single
+        # DuckDB file with one writer, and Athena does its own parallelism on AWS.
+        executor=dg.in_process_executor,
     )

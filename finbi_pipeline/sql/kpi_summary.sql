@@ -1,9 +1,11 @@
 -- The dashboard's headline figures, one row (definitions in DESIGN.md).
+-- Counts use COUNT(CASE WHEN ...) rather than count_if: DuckDB returns NULL for count_if
+-- over no rows, Athena 0.
 WITH funnel AS (
     SELECT
-        CAST(COUNT_IF(event_type = 'VIEW') AS BIGINT) AS total_views,
-        CAST(COUNT_IF(event_type = 'ADD_TO_CART') AS BIGINT) AS total_add_to_carts,
-        CAST(COUNT_IF(event_type = 'PURCHASE') AS BIGINT) AS total_purchases,
+        COUNT(CASE WHEN event_type = 'VIEW' THEN 1 END) AS total_views,
+        COUNT(CASE WHEN event_type = 'ADD_TO_CART' THEN 1 END) AS total_add_to_carts,
+        COUNT(CASE WHEN event_type = 'PURCHASE' THEN 1 END) AS total_purchases,
         COUNT(DISTINCT user_id) AS total_users
     FROM interactions
 ),

@@ -2,8 +2,8 @@
 WITH events AS (
     SELECT
         item_id,
-        CAST(COUNT_IF(event_type = 'VIEW') AS BIGINT) AS views,
-        CAST(COUNT_IF(event_type = 'PURCHASE') AS BIGINT) AS purchases
+        COUNT(CASE WHEN event_type = 'VIEW' THEN 1 END) AS views,
+        COUNT(CASE WHEN event_type = 'PURCHASE' THEN 1 END) AS purchases
     FROM interactions
     GROUP BY item_id
 ),

@@ -1,0 +1,159 @@
+"""The analytics SQL files, run on DuckDB over tiny tables with hand-computed answers."""
+
+import datetime as dt
+from decimal import Decimal
+
+import duckdb
+import pytest
+import sqlglot
+
+from finbi_pipeline.resources.engine import DuckDBEngine
+from finbi_pipeline.sql_templates import ANALYTICS_TABLES, SQL_DIR, sql_file, to_duckdb
+
+T = dt.datetime(2025, 4, 10, 12, 0)
+DAY1, DAY2 = dt.date(2025, 4, 10), dt.date(2025, 4, 11)
+
+EVENTS = [
+    # user, item, type, time
+    ("u1", "i1", "VIEW", T),
+    ("u1", "i1", "VIEW", T + dt.timedelta(minutes=1)),
+    ("u1", "i1", "ADD_TO_CART", T + dt.timedelta(minutes=2)),
+    ("u1", "i1", "PURCHASE", T + dt.timedelta(minutes=3)),
+    ("u2", "i2", "VIEW", T + dt.timedelta(days=1)),
+    ("u3", "i2", "ADD_TO_CART", T + dt.timedelta(days=1)),  # u3 never viewed
+    ("u3", "i1", "FAVORITE", T + dt.timedelta(days=1)),
+]
+LINES = [
+    # order, user, item, quantity, unit price, time
+    ("O1", "u1", "i1", 2, "10.00", T),
+    ("O1", "u1", "i2", 1, "5.50", T),
+    ("O2", None, "i2", 3, "5.50", T + dt.timedelta(days=1)),  # guest checkout
+    ("CO1", "u1", "i1", -1, "10.00", T + dt.timedelta(days=1)),  # a return
+]
+
+
+@pytest.fixture
+def warehouse(finbi_home):
+    engine = DuckDBEngine(home=str(finbi_home))
+    with engine.connect() as con:
+        con.execute(
+            "CREATE TABLE interactions (user_id VARCHAR, item_id VARCHAR, event_type VARCHAR,"
+            " event_time TIMESTAMP, event_date DATE, source VARCHAR, upload_id VARCHAR)"
+        )
+        con.executemany(
+            "INSERT INTO interactions VALUES (?, ?, ?, ?, CAST(? AS DATE), 's', 'u')",
+            [(*e, e[3]) for e in EVENTS],
+        )
+        con.execute(
+            "CREATE TABLE sales (order_id VARCHAR, user_id VARCHAR, item_id VARCHAR,"
+            " quantity BIGINT, unit_price DECIMAL(18,4), amount DECIMAL(38,4),"
+            " sale_time TIMESTAMP, sale_date DATE, country VARCHAR, source VARCHAR,"
+            " upload_id VARCHAR)"
+        )
+        con.executemany(
+            "INSERT INTO sales VALUES (?, ?, ?, ?, CAST(? AS DECIMAL(18,4)),"
+            " ? * CAST(? AS DECIMAL(18,4)), ?, CAST(? AS DATE), 'UK', 's', 'u')",
+            [(o, u, i, q, p, q, p, t, t) for o, u, i, q, p, t in LINES],
+        )
+    return engine
+
+
+def rows(engine: DuckDBEngine, table: str) -> list[tuple]:
+    with engine.connect() as con:
+        return con.execute(to_duckdb(sql_file(table)) + " ORDER BY 1, 2").fetchall()
+
+
+def test_event_counts_by_type(warehouse):
+    assert rows(warehouse, "event_counts_by_type") == [
+        ("ADD_TO_CART", 2),
+        ("FAVORITE", 1),
+        ("PURCHASE", 1),
+        ("VIEW", 3),
+    ]
+
+
+def test_daily_events_counts_events_and_distinct_users(warehouse):
+    assert rows(warehouse, "daily_events") == [
+        (DAY1, "ADD_TO_CART", 1, 1),
+        (DAY1, "PURCHASE", 1, 1),
+        (DAY1, "VIEW", 2, 1),
+        (DAY2, "ADD_TO_CART", 1, 1),
+        (DAY2, "FAVORITE", 1, 1),
+        (DAY2, "VIEW", 1, 1),
+    ]
+
+
+def test_user_activity_conversion_is_null_without_views(warehouse):
+    by_user = {r[0]: r for r in rows(warehouse, "user_activity")}
+    assert by_user["u1"][1:5] == (2, 1, 1, 0.5)
+    assert by_user["u2"][1:5] == (1, 0, 0, 0.0)
+    assert by_user["u3"][1:5] == (0, 1, 0, None)
+    assert by_user["u1"][5:] == (T, T + dt.timedelta(minutes=3))
+
+
+def test_daily_sales_separates_gross_returns_and_guest_orders(warehouse):
+    assert rows(warehouse, "daily_sales") == [
+        # day, orders, units, gross, returns, net, AOV, customers
+        (DAY1, 1, 3, Decimal("25.5000"), Decimal("0"), Decimal("25.5000"), Decimal("25.5000"), 1),
+        # O2 is a guest order: counted as an order, not as a customer; CO1 is a return.
+        (DAY2, 1, 3, Decimal("16.5000"), Decimal("10"), Decimal("6.5000"), Decimal("16.5000"), 0),
+    ]
+
+
+def test_top_items_joins_events_and_net_revenue(warehouse):
+    assert rows(warehouse, "top_items") == [
+        # item, views, purchases, units sold, net revenue (returns subtracted)
+        ("i1", 2, 1, 2, Decimal("10.0000")),
+        ("i2", 1, 0, 4, Decimal("22.0000")),
+    ]
+
+
+def test_kpi_summary_follows_the_design_definitions(warehouse):
+    (row,) = rows(warehouse, "kpi_summary")
+    assert row[:11] == (
+        3,  # views
+        2,  # add to carts
+        1,  # purchases
+        pytest.approx(1 / 3),
+        3,  # users
+        2,  # orders: O1, O2 (CO1 has only a negative line)
+        6,  # units
+        Decimal("42.0000"),  # gross: 20 + 5.5 + 16.5
+        Decimal("10.0000"),  # returns
+        Decimal("32.0000"),  # net
+        Decimal("21.0000"),  # AOV: 42 / 2
+    )
+
+
+def test_kpi_summary_on_empty_tables_has_zero_counts(finbi_home):
+    engine = DuckDBEngine(home=str(finbi_home))
+    with engine.connect() as con:
+        con.execute("CREATE TABLE interactions (user_id VARCHAR, item_id VARCHAR, event_type VARCHAR, event_time TIMESTAMP)")  # noqa: E501
+        con.execute("CREATE TABLE sales (order_id VARCHAR, user_id VARCHAR, quantity BIGINT, amount DECIMAL(38,4))")  # noqa: E501
+    (row,) = rows(engine, "kpi_summary")
+    assert row[:11] == (0, 0, 0, None, 0, 0, 0, Decimal(0), Decimal(0), Decimal(0), None)
+
+
+def test_kpi_consistency_sql_finds_a_tampered_kpi(warehouse):
+    for table in ("event_counts_by_type", "daily_sales", "kpi_summary"):
+        warehouse.create_table(table, sql_file(table))
+    check = to_duckdb(sql_file("kpi_summary_consistency"))
+    with warehouse.connect() as con:
+        assert con.execute(check).fetchall() == []
+        con.execute("UPDATE kpi_summary SET net_revenue = net_revenue + 1")
+        assert con.execute(check).fetchall() == [
+            ("net_revenue is not gross_revenue - returns_value",)
+        ]
+
+
+@pytest.mark.parametrize("name", [*ANALYTICS_TABLES, "kpi_summary_consistency"])
+def test_analytics_sql_parses_as_athena(name):
+    assert (SQL_DIR / f"{name}.sql").exists()
+    parsed = sqlglot.parse_one(sql_file(name), read="athena")
+    assert parsed.find(sqlglot.exp.Select) is not None
+
+
+def test_duckdb_timezone_is_utc(finbi_home):
+    with DuckDBEngine(home=str(finbi_home)).connect() as con:
+        assert con.execute("SELECT current_setting('TimeZone')").fetchone() == ("UTC",)
+    assert duckdb.__version__.startswith("1.")

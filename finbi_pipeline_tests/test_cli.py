@@ -1,0 +1,77 @@
+"""The `finbi` command line, driven in-process with click's runner."""
+
+import pytest
+from click.testing import CliRunner
+
+from finbi_pipeline.cli import main
+from finbi_pipeline_tests.conftest import SAMPLE
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.mark.parametrize("command", ["load", "run", "generate", "dashboard", "serve"])
+def test_every_subcommand_has_help(cli, command):
+    result = cli(command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_load_puts_files_under_the_source_prefix(cli, finbi_home):
+    result = cli("load", "--source", "sales", str(SAMPLE / "sales.csv"))
+
+    assert result.exit_code == 0, result.output
+    assert "raw/sales/sales.csv" in result.output
+    landed = finbi_home / "lake" / "raw" / "sales" / "sales.csv"
+    assert landed.read_bytes() == (SAMPLE / "sales.csv").read_bytes()
+
+
+def test_load_refuses_an_unknown_source(cli, finbi_home):
+    result = CliRunner().invoke(main, ["load", "--source", "nope", str(SAMPLE / "sales.csv")])
+
+    assert result.exit_code == 2
+    assert "unknown source 'nope'" in result.output
+    assert "interactions, sales" in result.output
+    assert not (finbi_home / "lake").exists()
+
+
+def test_load_refuses_names_that_escape_or_hide(cli, tmp_path):
+    hidden = tmp_path / ".sneaky.csv"
+    hidden.write_text("user_id,item_id,event_type,timestamp\n")
+    result = CliRunner().invoke(main, ["load", "--source", "interactions", str(hidden)])
+    assert result.exit_code == 2
+    assert "may not start with '.'" in result.output
+
+
+def test_run_prints_the_summary_and_succeeds(cli):
+    cli("load", "--source", "interactions", str(SAMPLE / "interactions.csv"))
+    cli("load", "--source", "sales", str(SAMPLE / "sales.csv"))
+
+    result = CliRunner().invoke(main, ["run"])
+
+    assert result.exit_code == 0, result.output
+    assert "uploads ingested: 2" in result.output
+    assert "quarantined 0" in result.output
+    assert "conversion" in result.output and "AOV" in result.output
+    assert "status: ok" in result.output
+
+
+def test_run_exits_non_zero_when_a_blocking_check_fails(finbi_home):
+    result = CliRunner().invoke(main, ["run"])  # empty lake: the KPI check blocks
+
+    assert result.exit_code == 1
+    assert "kpi_summary_consistent" in result.output
+    assert "status: failed" in result.output
+
+
+def test_generate_writes_both_files(cli, tmp_path):
+    result = cli("generate", "--rows", "500", "--out", str(tmp_path / "gen"), "--seed", "7")
+
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "gen" / "interactions.csv").read_text().splitlines()
+    assert lines[0] == "user_id,item_id,event_type,timestamp"
+    assert len(lines) == 501
+    assert (tmp_path / "gen" / "sales.csv").exists()

@@ -1,0 +1,161 @@
+"""The code location as a whole: its asset graph, and a full run over the bundled sample."""
+
+import csv
+from collections import Counter
+from decimal import Decimal
+
+import dagster as dg
+import duckdb
+import pytest
+
+from finbi_pipeline.definitions import defs
+from finbi_pipeline.runner import run_pipeline
+from finbi_pipeline_tests.conftest import SAMPLE
+
+# The lineage contract: each asset and what it reads.
+EXPECTED_GRAPH = {
+    "raw_uploads": set(),
+    "curated_interactions": {"raw_uploads"},
+    "curated_sales": {"raw_uploads"},
+    "catalog_interactions": {"curated_interactions"},
+    "catalog_sales": {"curated_sales"},
+    "catalog_ingest_log": {"curated_interactions", "curated_sales"},
+    "catalog_quarantine": {"raw_uploads"},
+    "event_counts_by_type": {"catalog_interactions"},
+    "daily_events": {"catalog_interactions"},
+    "user_activity": {"catalog_interactions"},
+    "daily_sales": {"catalog_sales"},
+    "top_items": {"catalog_interactions", "catalog_sales"},
+    "kpi_summary": {"catalog_interactions", "catalog_sales"},
+    "dashboard_dataset": {
+        "event_counts_by_type",
+        "daily_events",
+        "user_activity",
+        "daily_sales",
+        "top_items",
+        "kpi_summary",
+        "catalog_ingest_log",
+        "catalog_quarantine",
+    },
+}
+BLOCKING_CHECKS = {
+    ("curated_interactions", "uploads_reconcile"),
+    ("curated_sales", "uploads_reconcile"),
+    ("catalog_interactions", "schema_contract"),
+    ("catalog_sales", "schema_contract"),
+    ("catalog_ingest_log", "schema_contract"),
+    ("catalog_quarantine", "schema_contract"),
+    ("kpi_summary", "kpi_summary_consistent"),
+}
+
+
+def test_asset_graph_is_the_documented_lineage():
+    graph = defs().resolve_asset_graph()
+    actual = {
+        node.key.to_user_string(): {dep.to_user_string() for dep in node.parent_keys}
+        for node in graph.asset_nodes
+    }
+    assert actual == EXPECTED_GRAPH
+    checks = {
+        (key.asset_key.to_user_string(), key.name)
+        for key in graph.asset_check_keys
+        if graph.get_check_spec(key).blocking
+    }
+    assert checks == BLOCKING_CHECKS
+
+
+def test_everything_is_reachable_from_definitions():
+    definitions = defs()
+    assert {j.name for j in definitions.jobs} >= {"ingest_job", "refresh_job"}
+    assert [s.name for s in definitions.sensors] == ["new_upload_sensor"]
+    assert [s.name for s in definitions.schedules] == ["daily_refresh_schedule"]
+    assert set(definitions.resources) == {"lake", "engine", "catalog", "publisher", "sources"}
+
+
+def expected_kpis_from_sample() -> dict:
+    """KPIs computed straight from the sample CSVs with DESIGN.md's definitions."""
+    with open(SAMPLE / "interactions.csv", newline="") as handle:
+        events = {tuple(row.values()) for row in csv.DictReader(handle)}  # dedup exact rows
+    types = Counter(row[2] for row in events)
+    with open(SAMPLE / "sales.csv", newline="") as handle:
+        lines = {tuple(row.values()) for row in csv.DictReader(handle)}
+    sold = [(o, int(q), Decimal(p)) for o, _u, _i, q, p, _t, _c in lines]
+    gross = sum((q * p for _o, q, p in sold if q > 0), Decimal(0))
+    returns = sum((-q * p for _o, q, p in sold if q < 0), Decimal(0))
+    orders = len({o for o, q, _p in sold if q > 0})
+    return {
+        "total_views": types["VIEW"],
+        "total_add_to_carts": types["ADD_TO_CART"],
+        "total_purchases": types["PURCHASE"],
+        "total_users": len({row[0] for row in events}),
+        "orders": orders,
+        "units": sum(q for _o, q, _p in sold if q > 0),
+        "gross_revenue": gross,
+        "returns_value": returns,
+        "net_revenue": gross - returns,
+        "average_order_value": (gross / orders).quantize(Decimal("0.0001")),
+        "conversion_rate": types["PURCHASE"] / types["VIEW"],
+    }
+
+
+def kpi_row(finbi_home) -> dict:
+    with duckdb.connect(str(finbi_home / "warehouse.duckdb"), read_only=True) as con:
+        cursor = con.execute("SELECT * FROM finbi.kpi_summary")
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchone(), strict=True))
+
+
+def test_whole_graph_on_the_sample_matches_an_independent_computation(
+    land, finbi_home, instance
+):
+    land("interactions", SAMPLE / "interactions.csv")
+    land("sales", SAMPLE / "sales.csv")
+
+    summary = run_pipeline(instance)
+
+    assert summary.success, summary.failures
+    assert summary.uploads == 2
+    expected = expected_kpis_from_sample()
+    actual = kpi_row(finbi_home)
+    assert actual["conversion_rate"] == pytest.approx(expected.pop("conversion_rate"))
+    assert {k: actual[k] for k in expected} == expected
+    assert (finbi_home / "dashboard" / "serving.duckdb").exists()
+
+    materialized = {
+        key.to_user_string()
+        for key in instance.get_asset_keys()
+        if instance.get_latest_materialization_event(key) is not None
+    }
+    assert materialized == set(EXPECTED_GRAPH)
+    curated = instance.get_latest_materialization_event(dg.AssetKey("curated_interactions"))
+    metadata = curated.asset_materialization.metadata
+    assert metadata["dagster/row_count"].value == sum(
+        expected[k] for k in ("total_views", "total_add_to_carts", "total_purchases")
+    )
+    assert "| user_id" in metadata["preview"].value
+    assert [c.name for c in metadata["dagster/column_schema"].schema.columns][:3] == [
+        "user_id",
+        "item_id",
+        "event_type",
+    ]
+
+
+def test_second_run_without_new_uploads_refreshes_without_reingesting(land, instance):
+    land("interactions", SAMPLE / "interactions.csv")
+    assert run_pipeline(instance).uploads == 1
+
+    again = run_pipeline(instance)
+
+    assert again.success, again.failures
+    assert again.uploads == 0
+    assert again.rows["read"] == again.rows["accepted"] + again.rows["duplicate"] + again.rows[
+        "quarantined"
+    ]
+
+
+def test_blocking_kpi_check_keeps_an_empty_lake_off_the_dashboard(finbi_home, instance):
+    summary = run_pipeline(instance)
+
+    assert not summary.success
+    assert any("kpi_summary_consistent" in failure for failure in summary.failures)
+    assert not (finbi_home / "dashboard" / "serving.duckdb").exists()
