@@ -7,11 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import click
+import dagster as dg
 
 from finbi_pipeline.uploads import landing_prefix
+
+# Beta/preview notices about Dagster's own APIs are for developers, not for this CLI's users.
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,7 +53,14 @@ def load(source_name: str, files: tuple[str, ...]) -> None:
 
 
 @main.command()
-def run() -> None:
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    default="INFO",
+    show_default=True,
+    help="Dagster's console log level for the run.",
+)
+def run(log_level: str) -> None:
     """Ingest every pending upload and refresh everything downstream, through Dagster.
 
     Prints uploads, rows accepted / duplicate / quarantined and the main KPIs; exits 1
@@ -55,7 +68,7 @@ def run() -> None:
     """
     from finbi_pipeline.runner import format_summary, run_pipeline
 
-    summary = run_pipeline()
+    summary = run_pipeline(log_level=log_level.upper())
     click.echo(format_summary(summary))
     sys.exit(0 if summary.success else 1)
 

@@ -50,7 +50,7 @@ def dagster_home() -> Path:
     return home
 
 
-def run_pipeline(instance: dg.DagsterInstance | None = None) -> RunSummary:
+def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "INFO") -> RunSummary:
     """Ingest all pending uploads (one run) and refresh downstream; summarize the result."""
     from finbi_pipeline.definitions import defs as load_definitions
 
@@ -75,7 +75,10 @@ def run_pipeline(instance: dg.DagsterInstance | None = None) -> RunSummary:
         tags = {RANGE_START_TAG: ordered[0], RANGE_END_TAG: ordered[-1]}
     else:
         job, tags = defs.resolve_job_def("refresh_job"), {}
-    result = job.execute_in_process(instance=instance, tags=tags, raise_on_error=False)
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(
+        run_config=run_config, instance=instance, tags=tags, raise_on_error=False
+    )
     return _summarize(result, len(ordered), defs)
 
 
