@@ -57,6 +57,7 @@ CURATED_COLUMNS: dict[str, dict[str, str]] = {
     },
 }
 DATE_COLUMN = {"interactions": "event_date", "sales": "sale_date"}
+MERGE_DAYS = 100  # partitions (days) written per statement when merging an upload
 QUARANTINE_COLUMNS = {
     "upload_id": "VARCHAR",
     "source": "VARCHAR",
@@ -198,10 +199,7 @@ def _reject_whole_file(
     upload: Upload, source: SourceSpec, lake: Lake, report: UploadReport, message: str, compression
 ) -> UploadReport:
     """Quarantine every record of an unreadable file under one reason."""
-    data = lake.read_bytes(upload.key)
-    if compression == "gzip":
-        data = zlib.decompressobj(wbits=31).decompress(data)
-    lines = len(data.splitlines())
+    lines = _count_lines(lake, upload.key, compression)
     report.rows_read = report.rows_quarantined = max(lines - int(source.csv.header), 0)
     report.status = "rejected"
     report.message = message
@@ -221,6 +219,19 @@ def _reject_whole_file(
     return report
 
 
+def _count_lines(lake: Lake, key: str, compression: str | None) -> int:
+    """Lines in an object (a last line without a newline counts), read in chunks."""
+    inflate = zlib.decompressobj(wbits=31) if compression == "gzip" else None
+    lines, last = 0, b"\n"
+    for chunk in lake.iter_bytes(key):
+        if inflate is not None:
+            chunk = inflate.decompress(chunk)
+        if chunk:
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
 def _write_quarantine(
     session: EngineSession,
     upload: Upload,
@@ -231,11 +242,17 @@ def _write_quarantine(
 ) -> int:
     """Write rejected records with their physical line numbers; return value-level rejects."""
     header_lines = int(source.csv.header)
-    # A record's physical line is its number among parsed records, plus the header, plus the
-    # unparsable lines before it. `good_before` is how many parsed records precede a reject.
-    shifts = [r.line - header_lines - rank for rank, r in enumerate(parser_rejects, start=1)]
-    shift_rows = " UNION ALL ".join(f"SELECT {s} AS good_before" for s in shifts) or (
-        "SELECT CAST(NULL AS BIGINT) AS good_before WHERE FALSE"
+    # A record's physical line is where it starts among the lines of parsed records
+    # (`record_no`), plus the header, plus the lines of the unparsable records before it.
+    # `good_before` is how many lines of parsed records precede a reject; `span` its lines.
+    shifts, reject_lines = [], 0
+    for r in parser_rejects:
+        span = r.raw_line.count("\n") + 1
+        shifts.append((r.line - header_lines - 1 - reject_lines, span))
+        reject_lines += span
+    shift_rows = (
+        " UNION ALL ".join(f"SELECT {good} AS good_before, {span} AS span" for good, span in shifts)
+        or "SELECT CAST(NULL AS BIGINT) AS good_before, CAST(NULL AS BIGINT) AS span WHERE FALSE"
     )
     value_sql = f"""
         WITH shifts AS ({shift_rows})
@@ -244,7 +261,8 @@ def _write_quarantine(
             {literal(source.name)} AS source,
             {literal(upload.key)} AS object_key,
             record_no + {header_lines}
-                + (SELECT COUNT(*) FROM shifts WHERE good_before < record_no) AS line_number,
+                + (SELECT CAST(COALESCE(SUM(span), 0) AS BIGINT) FROM shifts
+                   WHERE good_before < record_no) AS line_number,
             reject_column AS column_name,
             reject_reason AS reason,
             raw_values AS raw_record
@@ -297,7 +315,10 @@ def merge_staged(
     merged = []
     for report in pending_manifests(lake, sources):
         upload = Upload.from_partition_key(report.upload_id)
-        if report.status != "rejected":
+        if report.status == "rejected":
+            # The key's new content is unreadable: it no longer contributes anything.
+            lake.delete(_key_files(lake, kind, upload))
+        else:
             _merge_one(kind, upload, report, lake, engine)
             report.status = "ingested"
         report.ingested_at = now.isoformat()
@@ -314,24 +335,36 @@ def _merge_one(
     date_column = DATE_COLUMN[kind]
     prefix = f"curated/{kind}/"
     staged = lake.uri(staging_key(upload, "parquet"))
-    before = [o.key for o in lake.list_objects(prefix) if o.key.endswith(f"/{upload.slug}.parquet")]
+    before = _key_files(lake, kind, upload)
     with engine.session() as session:
         days = session.fetch(
             f"SELECT DISTINCT {date_column} AS day FROM read_parquet({literal(staged)}) "
             f"WHERE reject_reason IS NULL AND {date_column} IS NOT NULL"
         )["day"]
-        existing = _curated_relation(session, lake, kind, list(days))
-        sql = curation_sql(
-            kind,
-            staged=f"read_parquet({literal(staged)})",
-            existing=existing,
-            source=report.source,
-            upload_id=upload.upload_id,
-            key_prefix=f"{upload.key}@",
-        )
+        days = sorted(days)
         temp_prefix = f"{prefix}.tmp-{upload.slug}"
         lake.delete_prefix(temp_prefix + "/")
-        stats = session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
+        accepted = 0
+        # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
+        # a block of its own, so a file spanning thousands of days (the Personalize POC data:
+        # 4,075) exhausts the memory limit in one statement.
+        for start in range(0, max(len(days), 1), MERGE_DAYS):
+            batch = days[start : start + MERGE_DAYS]
+            sql = curation_sql(
+                kind,
+                staged=f"read_parquet({literal(staged)})",
+                existing=_curated_relation(session, lake, kind, batch),
+                source=report.source,
+                upload_id=upload.upload_id,
+                key_prefix=f"{upload.key}@",
+            )
+            if len(days) > MERGE_DAYS:
+                sql = (
+                    f"SELECT * FROM ({sql}\n) AS batch WHERE {date_column} "
+                    f"BETWEEN DATE '{batch[0]:%Y-%m-%d}' AND DATE '{batch[-1]:%Y-%m-%d}'"
+                )
+            stats = session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
+            accepted += stats.rows
     written = []
     for obj in lake.list_objects(temp_prefix + "/"):
         day_folder = obj.key.split("/")[-2]  # <date column>=<day>
@@ -340,8 +373,14 @@ def _merge_one(
         written.append(target)
     lake.delete([key for key in before if key not in written])
     valid = report.rows_read - report.rows_quarantined
-    report.rows_accepted = stats.rows
-    report.rows_duplicate = valid - stats.rows
+    report.rows_accepted = accepted
+    report.rows_duplicate = valid - accepted
+
+
+def _key_files(lake: Lake, kind: str, upload: Upload) -> list[str]:
+    """The curated files holding what an object key contributes (any version)."""
+    suffix = f"/{upload.slug}.parquet"
+    return [o.key for o in lake.list_objects(f"curated/{kind}/") if o.key.endswith(suffix)]
 
 
 def _curated_relation(session: EngineSession, lake: Lake, kind: str, days: list) -> str:

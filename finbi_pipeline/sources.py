@@ -89,7 +89,7 @@ def load_sources(path: str | Path | None = None) -> dict[str, SourceSpec]:
         document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise SourceConfigError(f"{path}: cannot read sources file: {exc}") from exc
-    entries = document.get("sources")
+    entries = document.get("sources") if isinstance(document, dict) else None
     if not isinstance(entries, dict) or not entries:
         raise SourceConfigError(f"{path}: expected a non-empty mapping under 'sources:'")
     return {name: _parse_source(path, name, entry or {}) for name, entry in entries.items()}
@@ -103,11 +103,16 @@ def _parse_source(path: Path, name: str, entry: dict) -> SourceSpec:
 
     if not name.replace("_", "").replace("-", "").isalnum():
         raise fail("names may only hold letters, digits, '_' and '-'")
+    if not isinstance(entry, dict):
+        raise fail(f"expected a mapping of settings (kind, columns, ...), not {entry!r}")
     kind = entry.get("kind")
     if kind not in CANONICAL_INPUTS:
         raise fail(f"kind must be 'interactions' or 'sales', not {kind!r}")
 
-    columns = {str(k): str(v) for k, v in (entry.get("columns") or {}).items()}
+    raw_columns = entry.get("columns") or {}
+    if not isinstance(raw_columns, dict):
+        raise fail("columns must map canonical column names to the file's column names")
+    columns = {str(k): str(v) for k, v in raw_columns.items()}
     canonical = dict(CANONICAL_INPUTS[kind])
     unknown = sorted(set(columns) - set(canonical))
     if unknown:
@@ -148,6 +153,12 @@ def _parse_source(path: Path, name: str, entry: dict) -> SourceSpec:
     if bad_ids:
         raise fail(f"integer_ids may only name user_id, item_id, order_id; got {bad_ids}")
     window = entry.get("plausible") or {}
+    try:
+        days_ahead = int(window.get("days_ahead", 1))
+    except (TypeError, ValueError) as exc:
+        raise fail(
+            f"plausible.days_ahead must be a whole number of days, not {window.get('days_ahead')!r}"
+        ) from exc
     return SourceSpec(
         name=name,
         kind=kind,
@@ -159,7 +170,7 @@ def _parse_source(path: Path, name: str, entry: dict) -> SourceSpec:
         timezone=str(timestamp.get("timezone", "UTC")),
         integer_ids=integer_ids,
         plausible_from=_as_date(window.get("from", "1990-01-01"), fail),
-        plausible_days_ahead=int(window.get("days_ahead", 1)),
+        plausible_days_ahead=days_ahead,
     )
 
 

@@ -102,8 +102,12 @@ def _text_column(source: SourceSpec, canonical: str) -> str:
         return "CAST(NULL AS VARCHAR)"
     value = f"NULLIF(TRIM({_quote(canonical)}), '')"
     if canonical in source.integer_ids:
-        # "17850.0" and "17850" are the same customer.
-        value = f"regexp_replace({value}, '^([0-9]+)\\.0+$', '$1')"
+        # "17850.0" and "17850" are the same customer. No regexp_replace: its back-reference
+        # is '$1' in Athena but '\\1' in DuckDB, and sqlglot does not translate it.
+        value = (
+            f"CASE WHEN regexp_like({value}, '^[0-9]+\\.0+$') "
+            f"THEN split_part({value}, '.', 1) ELSE {value} END"
+        )
     return value
 
 

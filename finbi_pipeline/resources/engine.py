@@ -63,7 +63,11 @@ class EngineSession(ABC):
     def register_csv(
         self, name: str, source: SourceSpec, uri: str, compression: str | None
     ) -> None:
-        """Expose a raw CSV as relation `name`: `record_no` plus canonical text columns."""
+        """Expose a raw CSV as relation `name`: `record_no` plus canonical text columns.
+
+        `record_no` is where a record starts among the lines of the records the reader
+        accepted (1-based): a record whose quoted fields hold newlines spans several lines.
+        """
 
     @abstractmethod
     def parser_rejects(self) -> list[ParserReject]:
@@ -178,20 +182,26 @@ class DuckDBSession(EngineSession):
             "store_rejects": True,
             "strict_mode": True,
             "compression": compression or "none",
-            # record_no must follow file order for line numbers to be right.
-            "parallel": False,
+            # record_no must follow file order for line numbers to be right. The parallel
+            # reader keeps it: `row_number() OVER ()` runs as a streaming window that sees
+            # the scan's chunks in file order (bench/check_parallel_csv_order.py checks this
+            # on 20M rows), and parsing in parallel makes staging faster.
+            "parallel": True,
         }
         if dialect.names:
             options["names"] = list(dialect.names)
-        rendered = ", ".join(f"{k} = {_duck_literal(v)}" for k, v in options.items())
         select = ", ".join(
             f"{_identifier(file_column)} AS {_identifier(canonical)}"
             for canonical, file_column in source.columns.items()
         )
-        # A view streams the file once, when the validation query reads it.
+        self._csv = (uri, options)
+        # A view streams the file once, when the validation query reads it. Newlines inside
+        # quoted fields (of any column) move later records down: counted in file order.
         self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT row_number() OVER () AS record_no, "
-            f"{select} FROM read_csv({_sql_string(uri)}, {rendered})"
+            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT CAST(row_number() OVER () "
+            "+ SUM(__newlines) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
+            f"- __newlines AS BIGINT) AS record_no, * EXCLUDE (__newlines) FROM (SELECT {select}, "
+            f"{_NEWLINES} AS __newlines FROM {_read_csv(uri, options)})"
         )
 
     def parser_rejects(self) -> list[ParserReject]:
@@ -200,14 +210,34 @@ class DuckDBSession(EngineSession):
         ).fetchone()[0]
         if not present:
             return []
+        # DuckDB reports one error per missing column: keep one (the first) per record.
         rows = self.con.execute(
             "SELECT line, column_name, error_type, error_message, csv_line "
-            "FROM reject_errors ORDER BY line"
+            "FROM reject_errors ORDER BY line, column_idx"
         ).fetchall()
-        return [
-            ParserReject(int(line), column, _parser_cause(kind, message), raw or "")
-            for line, column, kind, message, raw in rows
-        ]
+        first = {}
+        for row in rows:
+            first.setdefault(int(row[0]), row)
+        if not first:
+            return []
+        # DuckDB's `line` counts records; a physical line also counts the newlines inside
+        # quoted fields of the records before. Accepted records holding some are rare: find
+        # them in a second, lenient read (rejected ones show theirs in `csv_line`).
+        uri, options = self._csv
+        lenient = {**options, "store_rejects": False, "ignore_errors": True}
+        multiline = self.con.execute(
+            f"SELECT rn, newlines FROM (SELECT row_number() OVER () AS rn, {_NEWLINES} AS "
+            f"newlines FROM {_read_csv(uri, lenient)}) WHERE newlines > 0 ORDER BY rn"
+        ).fetchall()
+        header = int(options["header"])
+        rejects, rejected_newlines = [], 0
+        for rank, (line, column, kind, message, raw) in enumerate(first.values()):
+            accepted_before = line - header - 1 - rank
+            newlines = rejected_newlines + sum(n for rn, n in multiline if rn <= accepted_before)
+            raw = (raw or "").strip("\r\n")  # after a CRLF, DuckDB starts it with "\n"
+            rejects.append(ParserReject(line + newlines, column, _parser_cause(kind, message), raw))
+            rejected_newlines += raw.count("\n")
+        return rejects
 
     def parquet_relation(self, uris: list[str], empty_schema: dict[str, str]) -> str:
         if not uris:
@@ -237,6 +267,19 @@ def _parser_cause(kind: str, message: str) -> str:
         "UNQUOTED VALUE": f"stray quote character ({message})",
     }
     return causes.get(kind, f"{kind.lower()}: {message}")
+
+
+# Newlines inside the fields of one record (every column of the file, read as text).
+_ALL_FIELDS = "concat(*COLUMNS(*))"
+_NEWLINES = (
+    f"CASE WHEN contains({_ALL_FIELDS}, chr(10)) THEN CAST(length({_ALL_FIELDS}) "
+    f"- length(replace({_ALL_FIELDS}, chr(10), '')) AS BIGINT) ELSE 0 END"
+)
+
+
+def _read_csv(uri: str, options: dict) -> str:
+    rendered = ", ".join(f"{k} = {_duck_literal(v)}" for k, v in options.items())
+    return f"read_csv({_sql_string(uri)}, {rendered})"
 
 
 def _sql_string(value: str) -> str:

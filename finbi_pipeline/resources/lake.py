@@ -44,6 +44,10 @@ class Lake(dg.ConfigurableResource, ABC):
     def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         """The object's content, or its first `max_bytes`."""
 
+    def iter_bytes(self, key: str, chunk_size: int = 1 << 22) -> Iterator[bytes]:
+        """The object's content in chunks, so large objects never sit in memory whole."""
+        yield self.read_bytes(key)
+
     @abstractmethod
     def write_bytes(self, key: str, data: bytes) -> None:
         """Store `data` at `key` atomically: readers see the old or the new object, whole."""
@@ -121,6 +125,11 @@ class LocalLake(Lake):
     def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         with self._path(key).open("rb") as handle:
             return handle.read(-1 if max_bytes is None else max_bytes)
+
+    def iter_bytes(self, key: str, chunk_size: int = 1 << 22) -> Iterator[bytes]:
+        with self._path(key).open("rb") as handle:
+            while chunk := handle.read(chunk_size):
+                yield chunk
 
     def write_bytes(self, key: str, data: bytes) -> None:
         with self._atomic_target(key) as tmp:
