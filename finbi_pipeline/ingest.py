@@ -49,7 +49,7 @@ CURATED_COLUMNS: dict[str, dict[str, str]] = {
         "item_id": "VARCHAR",
         "quantity": "BIGINT",
         "unit_price": "DECIMAL(18,4)",
-        "amount": "DECIMAL(38,4)",
+        "amount": "DECIMAL(18,4)",
         "sale_time": "TIMESTAMP",
         "country": "VARCHAR",
         "source": "VARCHAR",

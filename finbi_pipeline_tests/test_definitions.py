@@ -105,9 +105,7 @@ def kpi_row(finbi_home) -> dict:
         return dict(zip(names, cursor.fetchone(), strict=True))
 
 
-def test_whole_graph_on_the_sample_matches_an_independent_computation(
-    land, finbi_home, instance
-):
+def test_whole_graph_on_the_sample_matches_an_independent_computation(land, finbi_home, instance):
     land("interactions", SAMPLE / "interactions.csv")
     land("sales", SAMPLE / "sales.csv")
 
@@ -148,9 +146,10 @@ def test_second_run_without_new_uploads_refreshes_without_reingesting(land, inst
 
     assert again.success, again.failures
     assert again.uploads == 0
-    assert again.rows["read"] == again.rows["accepted"] + again.rows["duplicate"] + again.rows[
-        "quarantined"
-    ]
+    assert (
+        again.rows["read"]
+        == again.rows["accepted"] + again.rows["duplicate"] + again.rows["quarantined"]
+    )
 
 
 def test_blocking_kpi_check_keeps_an_empty_lake_off_the_dashboard(finbi_home, instance):

@@ -24,9 +24,14 @@ typed AS (
         {{timestamp_value}} AS ts_value
     FROM cleaned
 ),
+priced AS (
+    -- NULL when the line's amount does not fit DECIMAL(18, 4): quarantined, never an error.
+    SELECT typed.*, TRY_CAST(quantity * unit_price AS DECIMAL(18, 4)) AS amount
+    FROM typed
+),
 checked AS (
     SELECT
-        typed.*,
+        priced.*,
         CASE
             WHEN order_id IS NULL THEN 'order_id: missing value'
             WHEN item_id IS NULL THEN 'item_id: missing value'
@@ -36,13 +41,14 @@ checked AS (
             WHEN unit_price_raw IS NULL THEN 'unit_price: missing value'
             WHEN unit_price IS NULL THEN 'unit_price: ''' || unit_price_raw || ''' is not a number'
             WHEN unit_price < 0 THEN 'unit_price: negative price ' || unit_price_raw
+            WHEN amount IS NULL THEN 'quantity: quantity x unit_price is too large an amount'
             WHEN timestamp_raw IS NULL THEN 'timestamp: missing value'
             WHEN ts_value IS NULL
                 THEN 'timestamp: cannot parse ''' || timestamp_raw || ''' as {{timestamp_format_text}}'
             WHEN ts_value < {{ts_low}} OR ts_value >= {{ts_high}}
                 THEN 'timestamp: ''' || timestamp_raw || ''' is outside the plausible window {{window_text}}{{millis_hint}}'
         END AS reject_reason
-    FROM typed
+    FROM priced
 )
 SELECT
     record_no,
@@ -51,7 +57,7 @@ SELECT
     item_id,
     quantity,
     unit_price,
-    CAST(quantity * unit_price AS DECIMAL(18, 4)) AS amount,
+    amount,
     CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS sale_time,
     CAST(CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS DATE) AS sale_date,
     country,

@@ -46,7 +46,7 @@ def warehouse(finbi_home):
         )
         con.execute(
             "CREATE TABLE sales (order_id VARCHAR, user_id VARCHAR, item_id VARCHAR,"
-            " quantity BIGINT, unit_price DECIMAL(18,4), amount DECIMAL(38,4),"
+            " quantity BIGINT, unit_price DECIMAL(18,4), amount DECIMAL(18,4),"
             " sale_time TIMESTAMP, sale_date DATE, country VARCHAR, source VARCHAR,"
             " upload_id VARCHAR)"
         )
@@ -128,8 +128,14 @@ def test_kpi_summary_follows_the_design_definitions(warehouse):
 def test_kpi_summary_on_empty_tables_has_zero_counts(finbi_home):
     engine = DuckDBEngine(home=str(finbi_home))
     with engine.connect() as con:
-        con.execute("CREATE TABLE interactions (user_id VARCHAR, item_id VARCHAR, event_type VARCHAR, event_time TIMESTAMP)")  # noqa: E501
-        con.execute("CREATE TABLE sales (order_id VARCHAR, user_id VARCHAR, quantity BIGINT, amount DECIMAL(38,4))")  # noqa: E501
+        con.execute(
+            "CREATE TABLE interactions (user_id VARCHAR, item_id VARCHAR,"
+            " event_type VARCHAR, event_time TIMESTAMP)"
+        )
+        con.execute(
+            "CREATE TABLE sales (order_id VARCHAR, user_id VARCHAR, item_id VARCHAR,"
+            " quantity BIGINT, amount DECIMAL(18,4))"
+        )
     (row,) = rows(engine, "kpi_summary")
     assert row[:11] == (0, 0, 0, None, 0, 0, 0, Decimal(0), Decimal(0), Decimal(0), None)
 
