@@ -35,21 +35,22 @@ def main() -> None:
 def load(source_name: str, files: tuple[str, ...]) -> None:
     """Put FILES into the landing zone as raw/<SOURCE>/<file name>, as an S3 upload would."""
     from finbi_pipeline.definitions import defs
+    from finbi_pipeline.resources import resolved_resources
 
-    resources = defs().resources
-    declared = resources["sources"].load()
-    if source_name not in declared:
-        raise click.UsageError(
-            f"unknown source {source_name!r}; declared: {', '.join(sorted(declared))}"
-        )
-    for file in files:
-        name = Path(file).name
-        # Hidden names are the lake's in-flight temporaries; the sensor would never see them.
-        if name.startswith(".") or "/" in name or "\\" in name:
-            raise click.UsageError(f"{file}: file names may not start with '.' or hold slashes")
-        key = landing_prefix(source_name) + name
-        obj = resources["lake"].upload_file(Path(file), key)
-        click.echo(f"loaded {file} -> {key} ({obj.size:,} bytes, version {obj.version})")
+    with resolved_resources(defs(), "lake", "sources") as resources:
+        declared = resources.sources.load()
+        if source_name not in declared:
+            raise click.UsageError(
+                f"unknown source {source_name!r}; declared: {', '.join(sorted(declared))}"
+            )
+        for file in files:
+            name = Path(file).name
+            # Hidden names are the lake's in-flight temporaries; the sensor would not see them.
+            if name.startswith(".") or "/" in name or "\\" in name:
+                raise click.UsageError(f"{file}: file names may not start with '.' or hold slashes")
+            key = landing_prefix(source_name) + name
+            obj = resources.lake.upload_file(Path(file), key)
+            click.echo(f"loaded {file} -> {key} ({obj.size:,} bytes, version {obj.version})")
 
 
 @main.command()

@@ -15,7 +15,7 @@ import dagster as dg
 import pandas as pd
 
 from finbi_pipeline.ingest import ingest_log_key
-from finbi_pipeline.resources import finbi_home
+from finbi_pipeline.resources import finbi_home, resolved_resources
 from finbi_pipeline.sensors import RANGE_END_TAG, RANGE_START_TAG
 from finbi_pipeline.uploads import list_uploads, uploads_partitions
 
@@ -58,15 +58,14 @@ def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "I
         dagster_home()
         instance = dg.DagsterInstance.get()
     defs = load_definitions()
-    lake = defs.resources["lake"]
-    sources = defs.resources["sources"].load()
-
-    landed = list_uploads(lake, list(sources))
+    with resolved_resources(defs, "lake", "sources") as resources:
+        lake = resources.lake
+        landed = list_uploads(lake, list(resources.sources.load()))
+        pending = {u.partition_key for u in landed if lake.head(ingest_log_key(u)) is None}
     known = set(instance.get_dynamic_partitions(uploads_partitions.name))
     instance.add_dynamic_partitions(
         uploads_partitions.name, [u.partition_key for u in landed if u.partition_key not in known]
     )
-    pending = {u.partition_key for u in landed if lake.head(ingest_log_key(u)) is None}
     # Pending partitions may not be contiguous: the range spans them, and re-staging an
     # already-ingested upload in between is idempotent.
     ordered = [k for k in instance.get_dynamic_partitions(uploads_partitions.name) if k in pending]
@@ -95,17 +94,17 @@ def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
         and not e.asset_check_evaluation_data.passed
     ]
-    engine = defs.resources["engine"]
     rows, kpis = {}, {}
     try:
-        log = engine.fetch(
-            "SELECT COALESCE(SUM(rows_read), 0) AS read,"
-            " COALESCE(SUM(rows_accepted), 0) AS accepted,"
-            " COALESCE(SUM(rows_duplicate), 0) AS duplicate,"
-            " COALESCE(SUM(rows_quarantined), 0) AS quarantined FROM ingest_log"
-        )
+        with resolved_resources(defs, "engine") as resources:
+            log = resources.engine.fetch(
+                "SELECT COALESCE(SUM(rows_read), 0) AS read,"
+                " COALESCE(SUM(rows_accepted), 0) AS accepted,"
+                " COALESCE(SUM(rows_duplicate), 0) AS duplicate,"
+                " COALESCE(SUM(rows_quarantined), 0) AS quarantined FROM ingest_log"
+            )
+            frame = resources.engine.fetch("SELECT * FROM kpi_summary")
         rows = {k: int(v) for k, v in log.iloc[0].items()}
-        frame = engine.fetch("SELECT * FROM kpi_summary")
         kpis = frame.iloc[0].to_dict() if not frame.empty else {}
     except Exception as exc:  # noqa: BLE001 - a summary must not hide the run's own failure
         failures.append(f"summary unavailable: {exc}")

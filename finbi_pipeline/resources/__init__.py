@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dagster as dg
 
@@ -44,3 +46,10 @@ def build_resources(target: str) -> dict:
 
         return {**build_aws_resources(), "sources": sources}
     raise ValueError(f"FINBI_TARGET must be one of {TARGETS}, not {target!r}")
+
+
+@contextmanager
+def resolved_resources(defs: dg.Definitions, *names: str) -> Iterator:
+    """Resources as a run sees them (EnvVar fields resolved), for code outside a run."""
+    with dg.build_resources({name: defs.resources[name] for name in names}) as resources:
+        yield resources

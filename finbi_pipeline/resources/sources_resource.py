@@ -13,11 +13,7 @@ class SourcesResource(dg.ConfigurableResource):
     path: str = ""
 
     def load(self) -> dict[str, SourceSpec]:
-        path = self.path
-        # Outside a run (`finbi load`, `finbi run`) the field is still the unresolved EnvVar.
-        if isinstance(path, dg.EnvVar):
-            path = path.get_value() or ""
-        return load_sources(path or None)
+        return load_sources(self.path or None)
 
     def of_kind(self, kind: str) -> list[SourceSpec]:
         return [s for s in self.load().values() if s.kind == kind]
