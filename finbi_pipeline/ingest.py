@@ -25,7 +25,12 @@ from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 
-from finbi_pipeline.resources.engine import EngineSession, ParserReject, QueryEngine
+from finbi_pipeline.resources.engine import (
+    EngineSession,
+    ParserReject,
+    QueryEngine,
+    UnreadableInput,
+)
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.sources import SourceSpec
 from finbi_pipeline.sql_templates import curation_sql, literal, validation_sql
@@ -134,9 +139,13 @@ def stage_upload(
         return _reject_whole_file(upload, source, lake, report, str(exc), compression)
 
     with engine.session() as session:
-        session.register_csv("raw_records", source, lake.uri(upload.key), compression)
         staged = lake.uri(staging_key(upload, "parquet"))
-        stats = session.write_parquet(validation_sql(source, "raw_records", now), staged)
+        try:
+            session.register_csv("raw_records", source, lake.uri(upload.key), compression)
+            stats = session.write_parquet(validation_sql(source, "raw_records", now), staged)
+        except UnreadableInput as exc:
+            message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
+            return _reject_whole_file(upload, source, lake, report, message, compression)
         parser_rejects = session.parser_rejects()
         value_rejects = _write_quarantine(session, upload, source, lake, staged, parser_rejects)
         reasons = session.fetch(
@@ -161,6 +170,7 @@ def _check_readable(upload: Upload, source: SourceSpec, head: bytes, compression
         head = zlib.decompressobj(wbits=31).decompress(head)
     if not head.strip():
         raise UnreadableFile(f"{where}: empty file (no header and no rows)")
+    _check_line_endings(where, head, source.csv.quote)
     if not source.csv.header:
         return
     first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
@@ -179,6 +189,28 @@ def _check_readable(upload: Upload, source: SourceSpec, head: bytes, compression
         raise UnreadableFile(
             f"{where}: line 1: missing required column(s) {', '.join(map(repr, missing))}; "
             f"the header has {len(header)} column(s) {header!r}{hint}"
+        )
+
+
+def _check_line_endings(where: str, head: bytes, quote: str) -> None:
+    """CSV readers cannot split a file whose records end in both LF and CRLF.
+
+    Only line ends outside quoted fields count: a quoted field may hold a bare LF.
+    """
+    first_end = {}  # ends with CR? -> first physical line that ends that way
+    in_quotes, line = False, 1
+    quote_byte = quote.encode()[0]
+    for index, byte in enumerate(head):
+        if byte == quote_byte:
+            in_quotes = not in_quotes
+        elif byte == 0x0A:
+            if not in_quotes:
+                first_end.setdefault(index > 0 and head[index - 1] == 0x0D, line)
+            line += 1
+    if len(first_end) == 2:
+        raise UnreadableFile(
+            f"{where}: mixed line endings: line {first_end[False]} ends with LF, line "
+            f"{first_end[True]} with CRLF; save the file with one kind of line ending"
         )
 
 

@@ -11,10 +11,12 @@ SAMPLE = REPO / "data"
 
 
 @pytest.fixture(autouse=True)
-def finbi_home(tmp_path, monkeypatch) -> Path:
-    """A fresh FINBI_HOME (and DAGSTER_HOME inside it) for each test; built-in sources."""
-    home = tmp_path / "finbi_home"
-    home.mkdir()
+def finbi_home(tmp_path_factory, monkeypatch) -> Path:
+    """A fresh FINBI_HOME (and DAGSTER_HOME inside it) for each test; built-in sources.
+
+    It lives beside the test's tmp_path, which stays empty for the test's own files.
+    """
+    home = tmp_path_factory.mktemp("finbi_home")
     monkeypatch.setenv("FINBI_HOME", str(home))
     monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
     monkeypatch.delenv("FINBI_SOURCES", raising=False)

@@ -56,6 +56,10 @@ class ParserReject:
     raw_line: str
 
 
+class UnreadableInput(Exception):
+    """The engine's reader cannot parse an input file at all (not one bad record)."""
+
+
 class EngineSession(ABC):
     """One connection's worth of ingestion work; registered relations live as long as it."""
 
@@ -79,7 +83,10 @@ class EngineSession(ABC):
 
     @abstractmethod
     def write_parquet(self, sql: str, uri: str, partition_by: str | None = None) -> QueryStats:
-        """Write the result of `sql` as Parquet to a file, or a Hive-partitioned folder."""
+        """Write the result of `sql` as Parquet to a file, or a Hive-partitioned folder.
+
+        Raises UnreadableInput when a CSV the query reads cannot be parsed at all.
+        """
 
     @abstractmethod
     def fetch(self, sql: str) -> pd.DataFrame:
@@ -197,12 +204,16 @@ class DuckDBSession(EngineSession):
         self._csv = (uri, options)
         # A view streams the file once, when the validation query reads it. Newlines inside
         # quoted fields (of any column) move later records down: counted in file order.
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT CAST(row_number() OVER () "
-            "+ SUM(__newlines) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
-            f"- __newlines AS BIGINT) AS record_no, * EXCLUDE (__newlines) FROM (SELECT {select}, "
-            f"{_NEWLINES} AS __newlines FROM {_read_csv(uri, options)})"
-        )
+        try:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT CAST(row_number() OVER () "
+                "+ SUM(__newlines) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
+                "- __newlines AS BIGINT) AS record_no, * EXCLUDE (__newlines) "
+                f"FROM (SELECT {select}, {_NEWLINES} AS __newlines "
+                f"FROM {_read_csv(uri, options)})"
+            )
+        except duckdb.InvalidInputException as exc:
+            raise UnreadableInput(_first_line(exc)) from exc
 
     def parser_rejects(self) -> list[ParserReject]:
         present = self.con.execute(
@@ -251,12 +262,22 @@ class DuckDBSession(EngineSession):
         if partition_by:
             options += f", PARTITION_BY ({partition_by}), OVERWRITE_OR_IGNORE true"
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        rows = self.con.execute(f"COPY ({to_duckdb(sql)}) TO {_sql_string(uri)} ({options})")
+        try:
+            rows = self.con.execute(f"COPY ({to_duckdb(sql)}) TO {_sql_string(uri)} ({options})")
+        except duckdb.InvalidInputException as exc:
+            # What DuckDB raises when its CSV reader gives up on a whole file (dialect
+            # detection, mixed line endings); single bad records go to reject_errors.
+            raise UnreadableInput(_first_line(exc)) from exc
         count = rows.fetchone()[0]
         return QueryStats(rows=count, engine_ms=(time.perf_counter() - started) * 1000)
 
     def fetch(self, sql: str) -> pd.DataFrame:
         return self.con.execute(to_duckdb(sql)).df()
+
+
+def _first_line(exc: Exception) -> str:
+    """DuckDB's reader errors run to a page of hints; the first line states the cause."""
+    return str(exc).strip().split("\n", 1)[0]
 
 
 def _parser_cause(kind: str, message: str) -> str:

@@ -44,8 +44,15 @@ SELECT
     CAST(CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS DATE) AS event_date,
     split_part(reject_reason, ':', 1) AS reject_column,
     reject_reason,
+    -- The record's mapped fields as text; empty fields keep their place.
     CASE
         WHEN reject_reason IS NOT NULL
-            THEN concat_ws('{{delimiter}}', user_id, item_id, event_type_raw, timestamp_raw)
+            THEN concat_ws(
+                '{{delimiter}}',
+                COALESCE(user_id, ''),
+                COALESCE(item_id, ''),
+                COALESCE(event_type_raw, ''),
+                COALESCE(timestamp_raw, '')
+            )
     END AS raw_values
 FROM checked

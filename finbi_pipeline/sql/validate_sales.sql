@@ -63,11 +63,18 @@ SELECT
     country,
     split_part(reject_reason, ':', 1) AS reject_column,
     reject_reason,
+    -- The record's mapped fields as text; empty fields keep their place.
     CASE
         WHEN reject_reason IS NOT NULL
             THEN concat_ws(
-                '{{delimiter}}', order_id, user_id, item_id, quantity_raw, unit_price_raw,
-                timestamp_raw, country
+                '{{delimiter}}',
+                COALESCE(order_id, ''),
+                COALESCE(user_id, ''),
+                COALESCE(item_id, ''),
+                COALESCE(quantity_raw, ''),
+                COALESCE(unit_price_raw, ''),
+                COALESCE(timestamp_raw, ''),
+                COALESCE(country, '')
             )
     END AS raw_values
 FROM checked

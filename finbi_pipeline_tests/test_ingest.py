@@ -1,0 +1,625 @@
+"""The bad-input matrix: every odd file is accepted, deduplicated or quarantined, never lost.
+
+Each test stages and merges real files with `stage_upload` + `merge_staged` on a LocalLake
+and a DuckDBEngine in its own temporary FINBI_HOME (no Dagster run), then checks the exact
+counts (rows_read = accepted + duplicate + quarantined), the quarantine rows (line, column,
+reason) and the curated rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import json
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from finbi_pipeline import ingest
+from finbi_pipeline.ingest import (
+    DATE_COLUMN,
+    UploadReport,
+    ingest_log_key,
+    merge_staged,
+    quarantine_key,
+    stage_upload,
+)
+from finbi_pipeline.resources.engine import DuckDBEngine
+from finbi_pipeline.resources.lake import LocalLake
+from finbi_pipeline.sources import SourceSpec, load_sources
+from finbi_pipeline.uploads import Upload
+
+NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+# The default plausible window for NOW: [1990-01-01, 2024-06-02 00:00) UTC.
+WINDOW = "[1990-01-01, 2024-06-02 00:00)"
+LOW, HIGH = 631152000, 1717286400  # 1990-01-01 and NOW + 1 day, in epoch seconds
+
+IH = b"user_id,item_id,event_type,timestamp\n"
+SH = b"order_id,user_id,item_id,quantity,unit_price,timestamp,country\n"
+T0 = 1700000000  # 2023-11-14 22:13:20 UTC
+NOT_DECLARED = "is not an event type this source declares (VIEW, ADD_TO_CART, PURCHASE)"
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+@dataclass
+class Ingested:
+    """What one upload became: the merged report, the staged one and its quarantine rows."""
+
+    report: UploadReport
+    staged: UploadReport
+    upload: Upload
+    quarantine: pd.DataFrame
+
+
+class Pipeline:
+    """Ingestion on a fresh FINBI_HOME: land a file, stage it, merge it."""
+
+    def __init__(self, home: Path, sources: dict[str, SourceSpec] | None = None):
+        self.lake = LocalLake(home=str(home))
+        self.engine = DuckDBEngine(home=str(home), memory_limit="256MB", threads=2)
+        self.sources = sources or load_sources()
+
+    def land(self, source: str, name: str, data: bytes, mtime_ns: int | None = None) -> Upload:
+        key = f"raw/{source}/{name}"
+        self.lake.write_bytes(key, data)
+        if mtime_ns is not None:  # a distinct version even within the clock's resolution
+            os.utime(self.lake.uri(key), ns=(mtime_ns, mtime_ns))
+        obj = self.lake.head(key)
+        assert obj is not None
+        return Upload.from_object(obj)
+
+    def ingest(self, source: str, name: str, data: bytes, mtime_ns: int | None = None):
+        spec = self.sources[source]
+        upload = self.land(source, name, data, mtime_ns)
+        staged = stage_upload(upload, spec, self.lake, self.engine, NOW)
+        merged = merge_staged(spec.kind, [spec], self.lake, self.engine, NOW)
+        assert [r.upload_id for r in merged] == [upload.upload_id]
+        report = merged[0]
+        assert report.reconciles, report
+        assert (staged.rows_read, staged.rows_quarantined) == (
+            report.rows_read,
+            report.rows_quarantined,
+        )
+        logged = json.loads(self.lake.read_bytes(ingest_log_key(upload)))
+        assert logged["rows_read"] == report.rows_read
+        assert logged["rows_accepted"] == report.rows_accepted
+        return Ingested(report, staged, upload, self.quarantine(upload))
+
+    def quarantine(self, upload: Upload) -> pd.DataFrame:
+        key = quarantine_key(upload)
+        if self.lake.head(key) is None:
+            return pd.DataFrame(columns=["line_number", "column_name", "reason", "raw_record"])
+        frame = pd.read_parquet(self.lake.uri(key))
+        assert set(frame["object_key"]) <= {upload.key}
+        assert set(frame["upload_id"]) <= {upload.upload_id}
+        return frame.reset_index(drop=True)
+
+    def curated(self, kind: str) -> list[tuple]:
+        """The curated rows, sorted, with the date partition column last."""
+        files = [
+            self.lake.uri(o.key)
+            for o in self.lake.list_objects(f"curated/{kind}/")
+            if o.key.endswith(".parquet")
+        ]
+        if not files:
+            return []
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            frame = con.execute(
+                "SELECT * FROM read_parquet(?, hive_partitioning = true)", [files]
+            ).df()
+        frame[DATE_COLUMN[kind]] = frame[DATE_COLUMN[kind]].astype(str)
+        time_column = "event_time" if kind == "interactions" else "sale_time"
+        frame[time_column] = frame[time_column].astype(str)
+        frame = frame.drop(columns=["source", "upload_id"])
+        return sorted(frame.itertuples(index=False, name=None), key=repr)
+
+
+def counts(result: Ingested) -> tuple[int, int, int, int]:
+    r = result.report
+    return r.rows_read, r.rows_accepted, r.rows_duplicate, r.rows_quarantined
+
+
+def rejects(result: Ingested) -> list[tuple]:
+    """(line, column, reason) of each quarantined row, in line order."""
+    frame = result.quarantine.sort_values("line_number")
+    return [
+        (int(r.line_number), r.column_name, r.reason)
+        for r in frame.itertuples()
+        if not pd.isna(r.line_number)
+    ]
+
+
+def interaction(user: str, item: str, kind: str, ts: int) -> tuple:
+    moment = dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+    return (user, item, kind, str(moment), str(moment.date()))
+
+
+def assert_whole_file_rejected(result: Ingested, *fragments: str) -> str:
+    assert result.report.status == "rejected"
+    assert result.report.rows_accepted == result.report.rows_duplicate == 0
+    assert result.report.rows_quarantined == result.report.rows_read
+    assert len(result.quarantine) == 1
+    row = result.quarantine.iloc[0]
+    assert pd.isna(row["line_number"]) and row["column_name"] is None
+    assert row["reason"] == f"whole file rejected: {result.report.message}"
+    assert result.upload.key in row["reason"]
+    for fragment in fragments:
+        assert fragment in row["reason"], row["reason"]
+    return row["reason"]
+
+
+@pytest.fixture
+def pipe(tmp_path) -> Pipeline:
+    return Pipeline(tmp_path / "finbi_home")
+
+
+def write_sources(tmp_path: Path, text: str) -> dict[str, SourceSpec]:
+    path = tmp_path / "sources.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_sources(path)
+
+
+# --- files that cannot be read at all -------------------------------------------------------
+
+
+def test_empty_file_is_rejected_whole(pipe):
+    result = pipe.ingest("interactions", "empty.csv", b"")
+    assert counts(result) == (0, 0, 0, 0)
+    assert_whole_file_rejected(result, "empty file")
+    assert pipe.curated("interactions") == []
+
+
+def test_header_only_is_an_empty_upload_not_an_error(pipe):
+    result = pipe.ingest("interactions", "header.csv", IH)
+    assert counts(result) == (0, 0, 0, 0)
+    assert result.report.status == "ingested"
+    assert result.report.message == "header only: the file has no data rows"
+    assert result.quarantine.empty
+    assert pipe.curated("interactions") == []
+
+
+def test_missing_required_column_rejects_the_file_naming_the_column(pipe):
+    data = (
+        b"order_id,user_id,item_id,quantity,timestamp,country\n"
+        b"O1,C1,I1,2,2024-01-01 10:00:00,UK\n"
+        b"O2,C1,I2,1,2024-01-01 10:00:00,UK\n"
+    )
+    result = pipe.ingest("sales", "no_price.csv", data)
+    assert counts(result) == (2, 0, 0, 2)
+    assert_whole_file_rejected(result, "line 1", "missing required column(s) 'unit_price'")
+    assert pipe.curated("sales") == []
+
+
+def test_wrong_delimiter_is_rejected_with_a_delimiter_hint(pipe):
+    data = b"user_id;item_id;event_type;timestamp\nU1;I1;VIEW;1700000000\nU2;I2;VIEW;1700000001\n"
+    result = pipe.ingest("interactions", "semicolon.csv", data)
+    assert counts(result) == (2, 0, 0, 2)
+    assert_whole_file_rejected(
+        result,
+        "line 1",
+        "missing required column(s)",
+        "looks ';'-delimited but source 'interactions' declares ','",
+    )
+
+
+def test_non_utf8_header_rejects_the_whole_file(pipe):
+    data = b"user_id,item_id,event_t\xffype,timestamp\nU1,I1,VIEW,1700000000\n"
+    result = pipe.ingest("interactions", "bad_header.csv", data)
+    assert counts(result) == (1, 0, 0, 1)
+    assert_whole_file_rejected(
+        result, "line 1, column 24", "the header is not valid utf-8 (byte 0xff)"
+    )
+
+
+def test_a_rejected_file_does_not_stop_other_uploads(pipe):
+    pipe.ingest("interactions", "bad.csv", b"")
+    good = pipe.ingest("interactions", "good.csv", IH + b"U1,I1,VIEW,1700000000\n")
+    assert counts(good) == (1, 1, 0, 0)
+    assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
+# --- dialect and encoding --------------------------------------------------------------------
+
+
+def test_extra_columns_are_ignored_and_rows_accepted(pipe):
+    data = (
+        b"session,user_id,item_id,note,event_type,timestamp,extra\n"
+        b'S1,U1,I1,"a, note",VIEW,1700000000,x\n'
+        b"S2,U2,I2,,PURCHASE,1700000001,\n"
+    )
+    result = pipe.ingest("interactions", "extra.csv", data)
+    assert counts(result) == (2, 2, 0, 0)
+    assert result.quarantine.empty
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U2", "I2", "PURCHASE", T0 + 1),
+    ]
+
+
+def test_utf8_bom_header_is_recognised(pipe):
+    data = b"\xef\xbb\xbf" + IH + b"U1,I1,VIEW,1700000000\nU2,I2,view,x\n"
+    result = pipe.ingest("interactions", "bom.csv", data)
+    assert counts(result) == (2, 1, 0, 1)
+    assert rejects(result) == [(3, "timestamp", "timestamp: cannot parse 'x' as epoch seconds")]
+    assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
+def test_crlf_line_endings(pipe):
+    data = IH + b"U1,I1,VIEW,1700000000\nU2,I2,CLICK,1700000001\nU3,I3,PURCHASE,1700000002\n"
+    result = pipe.ingest("interactions", "crlf.csv", data.replace(b"\n", b"\r\n"))
+    assert counts(result) == (3, 2, 0, 1)
+    assert rejects(result) == [(3, "event_type", f"event_type: 'CLICK' {NOT_DECLARED}")]
+    assert result.quarantine.iloc[0]["raw_record"] == "U2,I2,CLICK,1700000001"
+    # No stray carriage return in the last column: the timestamps parsed.
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U3", "I3", "PURCHASE", T0 + 2),
+    ]
+
+
+def test_non_utf8_bytes_in_a_row_quarantine_that_row_only(pipe):
+    data = IH + b"U1,I1,VIEW,1700000000\nU\xff2,I2,VIEW,1700000001\nU3,I3,VIEW,1700000002\n"
+    result = pipe.ingest("interactions", "latin_row.csv", data)
+    assert counts(result) == (3, 2, 0, 1)
+    assert rejects(result) == [(3, "user_id", "user_id: not valid text in the declared encoding")]
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U3", "I3", "VIEW", T0 + 2),
+    ]
+
+
+def test_quoted_commas_and_newlines_are_accepted_and_later_lines_stay_right(pipe):
+    data = (
+        IH
+        + b'U1,"I,1",VIEW,1700000000\n'  # line 2
+        + b'U2,"I\n2",VIEW,1700000001\n'  # lines 3-4
+        + b"U3,I3,VIEW,1\n"  # line 5
+        + b'U4,"I\n\n4",VIEW,1700000003\n'  # lines 6-8
+        + b"U5,I5,VIEW,1700000004,extra\n"  # line 9: too many fields
+        + b"U6,I6,CLICK,1700000005\n"  # line 10
+    )
+    result = pipe.ingest("interactions", "quoted.csv", data)
+    assert counts(result) == (6, 3, 0, 3)
+    assert rejects(result) == [
+        (5, "timestamp", f"timestamp: '1' is outside the plausible window {WINDOW}"),
+        (9, None, "record: too many fields (Expected Number of Columns: 4 Found: 5)"),
+        (10, "event_type", f"event_type: 'CLICK' {NOT_DECLARED}"),
+    ]
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I,1", "VIEW", T0),
+        interaction("U2", "I\n2", "VIEW", T0 + 1),
+        interaction("U4", "I\n\n4", "VIEW", T0 + 3),
+    ]
+
+
+def test_quoted_newline_in_an_unparsable_record_and_in_an_ignored_column(pipe):
+    data = (
+        b"user_id,item_id,event_type,timestamp,note\r\n"
+        + b'U1,I1,VIEW,1700000000,"two\r\nlines"\r\n'  # lines 2-3, newline in an extra column
+        + b'U2,"I\n2",VIEW\r\n'  # lines 4-5: too few fields
+        + b"U3,I3,VIEW,abc,\r\n"  # line 6
+    )
+    result = pipe.ingest("interactions", "multiline.csv", data)
+    assert counts(result) == (3, 1, 0, 2)
+    lines = [(line, column) for line, column, _ in rejects(result)]
+    assert lines == [(4, "timestamp"), (6, "timestamp")]
+    assert "too few fields" in rejects(result)[0][2]
+    assert rejects(result)[1][2] == "timestamp: cannot parse 'abc' as epoch seconds"
+    raw = result.quarantine.set_index("line_number")["raw_record"]
+    assert raw[4] == 'U2,"I\n2",VIEW'  # the record itself, without the CRLF before it
+
+
+def test_truncated_last_line_mid_value_is_an_implausible_timestamp(pipe):
+    data = IH + b"U1,I1,VIEW,1700000000\nU7,I7,VIEW,15"
+    result = pipe.ingest("interactions", "cut.csv", data)
+    assert counts(result) == (2, 1, 0, 1)
+    assert rejects(result) == [
+        (3, "timestamp", f"timestamp: '15' is outside the plausible window {WINDOW}")
+    ]
+    assert result.quarantine.iloc[0]["raw_record"] == "U7,I7,VIEW,15"
+    assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
+def test_truncated_last_line_with_too_few_fields_counts_once(pipe):
+    data = IH + b"U1,I1,VIEW,1700000000\nU7,I7"
+    result = pipe.ingest("interactions", "cut.csv", data)
+    # DuckDB reports one error per missing column; the record is still one record.
+    assert counts(result) == (2, 1, 0, 1)
+    assert rejects(result) == [
+        (3, "event_type", "event_type: too few fields (Expected Number of Columns: 4 Found: 2)")
+    ]
+    assert result.quarantine.iloc[0]["raw_record"] == "U7,I7"
+    assert result.report.quarantine_reasons == {"unreadable record": 1}
+
+
+# --- values ----------------------------------------------------------------------------------
+
+
+def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
+    data = (
+        IH
+        + (
+            f"U1,I1,VIEW,abc\n"  # 2
+            f"U2,I2,VIEW,{LOW - 1}\n"  # 3: 1989-12-31 23:59:59
+            f"U3,I3,VIEW,{LOW}\n"  # 4: accepted (window start)
+            f"U4,I4,VIEW,{HIGH - 1}\n"  # 5: accepted (just before now + 1 day)
+            f"U5,I5,VIEW,{HIGH}\n"  # 6: now + 1 day
+            f"U6,I6,VIEW,{T0 * 1000}\n"  # 7: milliseconds
+            f"U7,I7,VIEW,\n"  # 8
+        ).encode()
+    )
+    result = pipe.ingest("interactions", "times.csv", data)
+    assert counts(result) == (7, 2, 0, 5)
+    outside = f"is outside the plausible window {WINDOW}"
+    assert rejects(result) == [
+        (2, "timestamp", "timestamp: cannot parse 'abc' as epoch seconds"),
+        (3, "timestamp", f"timestamp: '{LOW - 1}' {outside}"),
+        (6, "timestamp", f"timestamp: '{HIGH}' {outside}"),
+        (
+            7,
+            "timestamp",
+            f"timestamp: '{T0 * 1000}' {outside}; it looks like epoch milliseconds, "
+            "but the source declares epoch seconds",
+        ),
+        (8, "timestamp", "timestamp: missing value"),
+    ]
+    assert pipe.curated("interactions") == [
+        interaction("U3", "I3", "VIEW", LOW),
+        interaction("U4", "I4", "VIEW", HIGH - 1),
+    ]
+
+
+def test_event_type_not_declared_is_quarantined_and_case_is_normalised(pipe):
+    data = IH + b"U1,I1,view,1700000000\nU2,I2,Add_To_Cart,1700000001\nU3,I3,CLICK,1700000002\n"
+    result = pipe.ingest("interactions", "types.csv", data)
+    assert counts(result) == (3, 2, 0, 1)
+    assert rejects(result) == [(4, "event_type", f"event_type: 'CLICK' {NOT_DECLARED}")]
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U2", "I2", "ADD_TO_CART", T0 + 1),
+    ]
+
+
+def test_sales_value_rules(pipe):
+    when = "2024-01-01 10:00:00"
+    data = (
+        SH
+        + (
+            f"O1,C1,I1,2,1.50,{when},UK\n"  # 2: accepted
+            f"O2,C1,I1,1,-1.00,{when},UK\n"  # 3: negative price
+            f"O3,C1,I1,0,1.00,{when},UK\n"  # 4: zero quantity
+            f"O4,C1,I1,1.5,1.00,{when},UK\n"  # 5: non-integer quantity
+            f"O5,,I1,-1,1.50,{when},\n"  # 6: accepted (guest return)
+            f"O6,C1,I1,1,1.00,2024/01/01,UK\n"  # 7: unparsable timestamp
+            f"O7,C1,I1,1,1.00,1989-12-31 23:59:59,UK\n"  # 8: before 1990
+            f"O8,C1,I1,1,abc,{when},UK\n"  # 9: price not a number
+            f",C1,I1,1,1.00,{when},UK\n"  # 10: no order id
+            f"O9,C1,I1,1,0,2024-06-02 00:00:00,UK\n"  # 11: now + 1 day
+        ).encode()
+    )
+    result = pipe.ingest("sales", "sales.csv", data)
+    assert counts(result) == (10, 2, 0, 8)
+    outside = f"is outside the plausible window {WINDOW}"
+    assert rejects(result) == [
+        (3, "unit_price", "unit_price: negative price -1.00"),
+        (4, "quantity", "quantity: zero quantity"),
+        (5, "quantity", "quantity: '1.5' is not an integer"),
+        (7, "timestamp", "timestamp: cannot parse '2024/01/01' as %Y-%m-%d %H:%M:%S"),
+        (8, "timestamp", f"timestamp: '1989-12-31 23:59:59' {outside}"),
+        (9, "unit_price", "unit_price: 'abc' is not a number"),
+        (10, "order_id", "order_id: missing value"),
+        (11, "timestamp", f"timestamp: '2024-06-02 00:00:00' {outside}"),
+    ]
+    assert result.quarantine.set_index("line_number").loc[5, "raw_record"] == (
+        "O4,C1,I1,1.5,1.00,2024-01-01 10:00:00,UK"
+    )
+    rows = pipe.curated("sales")
+    assert [(r[0], r[1], r[3], float(r[4]), float(r[5]), r[6], r[7]) for r in rows] == [
+        ("O1", "C1", 2, 1.5, 3.0, when, "UK"),
+        ("O5", None, -1, 1.5, -1.5, when, None),
+    ]
+
+
+# --- duplicates and re-uploads ---------------------------------------------------------------
+
+
+def test_duplicate_rows_within_a_file_count_once(pipe):
+    data = IH + (
+        b"U1,I1,VIEW,1700000000\n"
+        b"U1,I1,VIEW,1700000000\n"
+        b" U1 ,I1,view,1700000000\n"  # same canonical row after trimming and upper-casing
+        b"U1,I1,VIEW,1700000001\n"
+        b"U1,I1,VIEW,zz\n"
+    )
+    result = pipe.ingest("interactions", "dups.csv", data)
+    assert counts(result) == (5, 2, 2, 1)
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U1", "I1", "VIEW", T0 + 1),
+    ]
+
+
+def test_same_file_under_two_keys_second_is_all_duplicates(pipe):
+    data = IH + b"U1,I1,VIEW,1700000000\nU2,I2,VIEW,1700000001\nU2,I2,VIEW,x\n"
+    first = pipe.ingest("interactions", "a.csv", data)
+    second = pipe.ingest("interactions", "copy_of_a.csv", data)
+    assert counts(first) == (3, 2, 0, 1)
+    assert counts(second) == (3, 0, 2, 1)
+    assert rejects(second) == [(4, "timestamp", "timestamp: cannot parse 'x' as epoch seconds")]
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U2", "I2", "VIEW", T0 + 1),
+    ]
+
+
+def test_overwritten_key_replaces_its_old_contribution(pipe):
+    old = IH + b"U1,I1,VIEW,1700000000\nU2,I2,VIEW,1600000000\n"  # U2 on 2020-09-13
+    new = IH + b"U1,I1,VIEW,1700000000\nU3,I3,PURCHASE,1700000003\nU3,I3,PURCHASE,1700000003\n"
+    v1 = pipe.ingest("interactions", "daily.csv", old, mtime_ns=1_000_000_000)
+    v2 = pipe.ingest("interactions", "daily.csv", new, mtime_ns=2_000_000_000)
+    assert v1.upload.version != v2.upload.version
+    assert counts(v1) == (2, 2, 0, 0)
+    # U1 is not a duplicate of the key's own older version: it is that key's row again.
+    assert counts(v2) == (3, 2, 1, 0)
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U3", "I3", "PURCHASE", T0 + 3),
+    ]
+    # The day only the old version touched is gone, not left behind as an empty folder.
+    days = {o.key.split("/")[2] for o in pipe.lake.list_objects("curated/interactions/")}
+    assert days == {"event_date=2023-11-14"}
+    logs = [o.key for o in pipe.lake.list_objects("ingest_log/interactions/")]
+    assert len(logs) == 2
+
+
+def test_overwritten_key_with_an_unreadable_file_drops_its_old_rows(pipe):
+    pipe.ingest("interactions", "daily.csv", IH + b"U1,I1,VIEW,1700000000\n", mtime_ns=10**9)
+    broken = pipe.ingest(
+        "interactions", "daily.csv", b"user_id;item_id\nU1;I1\n", mtime_ns=2 * 10**9
+    )
+    assert counts(broken) == (1, 0, 0, 1)
+    assert_whole_file_rejected(broken, "missing required column(s)")
+    assert pipe.curated("interactions") == []
+
+
+def test_overwritten_key_still_dedups_against_other_keys(pipe):
+    pipe.ingest("interactions", "other.csv", IH + b"U9,I9,VIEW,1700000009\n")
+    pipe.ingest("interactions", "daily.csv", IH + b"U1,I1,VIEW,1700000000\n", mtime_ns=10**9)
+    again = pipe.ingest(
+        "interactions",
+        "daily.csv",
+        IH + b"U1,I1,VIEW,1700000000\nU9,I9,VIEW,1700000009\n",
+        mtime_ns=2 * 10**9,
+    )
+    assert counts(again) == (2, 1, 1, 0)
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U9", "I9", "VIEW", T0 + 9),
+    ]
+
+
+# --- compression -----------------------------------------------------------------------------
+
+
+def test_gzip_csv_with_gz_name_and_gzip_bytes_under_csv_name(pipe):
+    plain = pipe.ingest("interactions", "a.csv.gz", gzip.compress(IH + b"U1,I1,VIEW,1700000000\n"))
+    disguised = pipe.ingest(
+        "interactions", "b.csv", gzip.compress(IH + b"U2,I2,VIEW,1700000001\nU3,I3,VIEW,zz\n")
+    )
+    assert counts(plain) == (1, 1, 0, 0)
+    assert counts(disguised) == (2, 1, 0, 1)
+    assert rejects(disguised) == [(3, "timestamp", "timestamp: cannot parse 'zz' as epoch seconds")]
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U2", "I2", "VIEW", T0 + 1),
+    ]
+
+
+def test_gzip_larger_than_the_sniffed_head_and_gzip_missing_column(pipe):
+    rng = random.Random(7)
+    lines = [f"U{rng.randrange(10**9)},I{rng.randrange(10**9)},VIEW,{T0 + i}" for i in range(8000)]
+    data = gzip.compress(IH + "\n".join(lines).encode() + b"\n")
+    assert len(data) > 1 << 16
+    big = pipe.ingest("interactions", "big.csv.gz", data)
+    assert counts(big) == (8000, 8000, 0, 0)
+    cut = gzip.compress(b"user_id,item_id,timestamp\nU1,I1,1700000000\nU2,I2,1700000001\n")
+    rejected = pipe.ingest("interactions", "cut.csv.gz", cut)
+    assert counts(rejected) == (2, 0, 0, 2)
+    assert_whole_file_rejected(rejected, "line 1", "missing required column(s) 'event_type'")
+
+
+# --- declared dialects -----------------------------------------------------------------------
+
+LATIN1_SALES = """
+sources:
+  shop_uk:
+    kind: sales
+    columns: {order_id: Order, item_id: Item, quantity: Qty, unit_price: "Price £",
+              timestamp: When, country: Country, user_id: Customer}
+    csv: {delimiter: ";", encoding: latin-1}
+    timestamp: {format: "%d/%m/%Y %H:%M"}
+"""
+
+
+def test_latin1_declared_encoding_with_pound_sign(pipe, tmp_path):
+    pipe.sources = write_sources(tmp_path, LATIN1_SALES)
+    data = (
+        "Order;Customer;Item;Qty;Price £;When;Country\n"
+        "O1;C1;Tea £ pot;2;1.50;01/02/2024 09:30;United Kingdom\n"
+        "O2;C2;Scone;-1;2.00;01/02/2024 10:00;Österreich\n"
+        "O3;C3;Jam;1;-2.00;01/02/2024 10:00;UK\n"
+    ).encode("latin-1")
+    result = pipe.ingest("shop_uk", "feb.csv", data)
+    assert counts(result) == (3, 2, 0, 1)
+    assert rejects(result) == [(4, "unit_price", "unit_price: negative price -2.00")]
+    assert result.quarantine.iloc[0]["raw_record"] == "O3;C3;Jam;1;-2.00;01/02/2024 10:00;UK"
+    rows = pipe.curated("sales")
+    assert [(r[0], r[2], r[3], r[6], r[7]) for r in rows] == [
+        ("O1", "Tea £ pot", 2, "2024-02-01 09:30:00", "United Kingdom"),
+        ("O2", "Scone", -1, "2024-02-01 10:00:00", "Österreich"),
+    ]
+
+
+HEADERLESS = """
+sources:
+  legacy:
+    kind: interactions
+    csv: {names: [ts, uid, iid, ev]}
+    columns: {timestamp: ts, user_id: uid, item_id: iid, event_type: ev}
+    values: {event_type: {pv: VIEW, buy: PURCHASE}}
+    event_types: [VIEW, PURCHASE]
+"""
+
+
+def test_headerless_source_with_names(pipe, tmp_path):
+    pipe.sources = write_sources(tmp_path, HEADERLESS)
+    data = (
+        b"1700000000,U1,I1,pv\n"  # line 1
+        b"1700000001,U2,I2,buy\n"  # line 2
+        b"1700000002,U3,I3,cart\n"  # line 3
+        b"1700000003,U4\n"  # line 4: too few fields
+        b'1700000004,U5,"I\n5",pv\n'  # lines 5-6
+        b",U6,I6,pv\n"  # line 7
+    )
+    result = pipe.ingest("legacy", "dump.csv", data)
+    assert counts(result) == (6, 3, 0, 3)
+    lines = [(line, column) for line, column, _ in rejects(result)]
+    # A parser reject names the file's column, a value reject the canonical one.
+    assert lines == [(3, "event_type"), (4, "iid"), (7, "timestamp")]
+    assert rejects(result)[0][2] == (
+        "event_type: 'cart' is not an event type this source declares (VIEW, PURCHASE)"
+    )
+    assert "too few fields" in rejects(result)[1][2]
+    assert rejects(result)[2][2] == "timestamp: missing value"
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U2", "I2", "PURCHASE", T0 + 1),
+        interaction("U5", "I\n5", "VIEW", T0 + 4),
+    ]
+
+
+def test_mixed_line_endings_are_a_whole_file_reject_not_a_crash(pipe):
+    data = IH + b"U1,I1,VIEW,1700000000\r\nU2,I2,VIEW,1700000001\r\n"
+    result = pipe.ingest("interactions", "mixed.csv", data)
+    assert result.report.reconciles
+    assert_whole_file_rejected(
+        result, "mixed.csv", "mixed line endings: line 1 ends with LF, line 2 with CRLF"
+    )
+    assert counts(result) == (2, 0, 0, 2)
+
+
+def test_a_file_the_csv_reader_gives_up_on_is_rejected_whole(pipe, monkeypatch):
+    """Beyond what the header sniff catches, the engine's own verdict rejects the file."""
+    monkeypatch.setattr(ingest, "_check_line_endings", lambda *args: None)
+    data = IH + b"U1,I1,VIEW,1700000000\r\nU2,I2,VIEW,1700000001\r\n"
+    result = pipe.ingest("interactions", "mixed.csv", data)
+    assert_whole_file_rejected(result, "mixed.csv", "the CSV reader cannot parse the file")
+    assert counts(result) == (2, 0, 0, 2)
