@@ -1,0 +1,94 @@
+"""QuickSightPublisher with botocore's Stubber: every request (the dashboard Definition
+included) is validated against QuickSight's API model."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+from botocore.stub import Stubber
+from dagster_aws.s3 import S3Resource
+
+from finbi_pipeline.quicksight_dashboard import dashboard_definition
+from finbi_pipeline.resources.athena_engine import AthenaEngine
+from finbi_pipeline.resources.aws import boto_client
+from finbi_pipeline.resources.quicksight import QuickSightPublisher
+from finbi_pipeline.resources.s3_lake import S3Lake
+from finbi_pipeline_tests.aws.fakes import ACCOUNT, stub_quicksight_refresh, validate
+
+
+@pytest.fixture
+def publisher():
+    engine = AthenaEngine(
+        lake=S3Lake(bucket="b", s3=S3Resource(region_name="us-east-1")), workgroup="finbi"
+    )
+    publisher = QuickSightPublisher(
+        engine=engine, account_id=ACCOUNT, principal_arn="finbi-admin", poll_interval_s=0.001
+    )
+    publisher._client = boto_client("quicksight", "us-east-1")
+    return publisher
+
+
+@pytest.fixture
+def stubber(publisher):
+    with Stubber(publisher.client) as stubber:
+        yield stubber
+        stubber.assert_no_pending_responses()
+
+
+def test_first_refresh_creates_everything_ingests_and_deploys(publisher, stubber):
+    stub_quicksight_refresh(stubber, first_deploy=True)
+
+    metadata = publisher.refresh(dg.build_asset_context())
+
+    assert metadata["rows_ingested"].value == {"interactions": 7, "kpi_summary": 7}
+    assert metadata["refresh_quota_use"].value == {"interactions": "1/32", "kpi_summary": "1/32"}
+    assert metadata["dashboard_version"] == 1
+    assert metadata["location"].value.endswith("/sn/dashboards/finbi-dashboard")
+
+
+def test_later_refresh_updates_in_place(publisher, stubber):
+    stub_quicksight_refresh(stubber, first_deploy=False, used_today={"interactions": 3})
+    metadata = publisher.refresh(dg.build_asset_context())
+    # the ingestion from two days ago is outside the 24 h window
+    assert metadata["refresh_quota_use"].value["interactions"] == "4/32"
+    assert metadata["dashboard_version"] == 2
+
+
+def test_a_used_up_quota_skips_the_dataset_and_says_so(publisher, stubber):
+    stub_quicksight_refresh(stubber, first_deploy=False, used_today={"kpi_summary": 32})
+    metadata = publisher.refresh(dg.build_asset_context())
+    assert metadata["skipped_over_quota"] == "kpi_summary"
+    assert metadata["refresh_quota_use"].value["kpi_summary"] == "32/32"
+
+
+def test_a_failed_ingestion_fails_and_keeps_the_last_good_data(publisher, stubber):
+    stub_quicksight_refresh(stubber, first_deploy=False, failing="kpi_summary")
+
+    with pytest.raises(dg.Failure) as failed:
+        publisher.refresh(dg.build_asset_context())
+
+    message = failed.value.description
+    assert "finbi-kpi_summary ended FAILED" in message
+    assert "DATA_SOURCE_NOT_FOUND: Table finbi.kpi_summary not found" in message
+    assert "last good data" in message
+    # No further call (no dataset deletion, no dashboard update): Stubber would have
+    # raised on any call it was not told to expect.
+
+
+def test_the_dashboard_definition_matches_the_api_model():
+    definition = dashboard_definition(
+        {"interactions": "arn:aws:quicksight:::dataset/a", "kpi_summary": "arn:b"}
+    )
+    validate(
+        "quicksight",
+        "CreateDashboard",
+        {"AwsAccountId": ACCOUNT, "DashboardId": "d", "Name": "n", "Definition": definition},
+    )
+    visuals = definition["Sheets"][0]["Visuals"]
+    kinds = [next(iter(v)) for v in visuals]
+    assert kinds.count("KPIVisual") == 4 and "PieChartVisual" in kinds and "BarChartVisual" in kinds
+    filtered = [
+        g["Filters"][0]["CategoryFilter"]["Column"]["ColumnName"]
+        for g in definition["FilterGroups"]
+    ]
+    assert filtered == ["user_id", "event_type"]
