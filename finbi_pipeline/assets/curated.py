@@ -68,19 +68,26 @@ def _log_frame(reports: list[UploadReport]) -> pd.DataFrame:
     return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in reports], columns=columns)
 
 
-_RECONCILE = "Every merged upload reconciles: rows_read = accepted + duplicate + quarantined."
+def _curated_asset(name: str):
+    """The decorator both curated assets share: lineage, group and the blocking check."""
+    return dg.asset(
+        name=name,
+        deps=["raw_uploads"],
+        group_name="curated",
+        kinds={"parquet"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                "uploads_reconcile",
+                asset=name,
+                blocking=True,
+                description="Every merged upload reconciles: rows_read = accepted + duplicate"
+                " + quarantined, and its accepted rows are in the curated files.",
+            )
+        ],
+    )
 
 
-@dg.asset(
-    deps=["raw_uploads"],
-    group_name="curated",
-    kinds={"parquet"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            "uploads_reconcile", asset="curated_interactions", blocking=True, description=_RECONCILE
-        )
-    ],
-)
+@_curated_asset("curated_interactions")
 def curated_interactions(
     context: dg.AssetExecutionContext, lake: Lake, engine: QueryEngine, sources: SourcesResource
 ) -> dg.MaterializeResult:
@@ -89,16 +96,7 @@ def curated_interactions(
     return _curate("interactions", context, lake, engine, sources)
 
 
-@dg.asset(
-    deps=["raw_uploads"],
-    group_name="curated",
-    kinds={"parquet"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            "uploads_reconcile", asset="curated_sales", blocking=True, description=_RECONCILE
-        )
-    ],
-)
+@_curated_asset("curated_sales")
 def curated_sales(
     context: dg.AssetExecutionContext, lake: Lake, engine: QueryEngine, sources: SourcesResource
 ) -> dg.MaterializeResult:
