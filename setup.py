@@ -5,7 +5,10 @@ from setuptools import find_packages, setup
 setup(
     name="finbi_pipeline",
     version="0.1.0",
-    description="Retail finance and BI pipeline on Dagster: S3/Glue/Athena/QuickSight or an embedded DuckDB stack.",
+    description=(
+        "Retail finance and BI pipeline on Dagster: S3/Glue/Athena/QuickSight "
+        "or an embedded DuckDB stack."
+    ),
     packages=find_packages(exclude=["finbi_pipeline_tests*"]),
     package_data={"finbi_pipeline": ["sql/*.sql", "sources.yaml", "dashboard/*.py"]},
     python_requires=">=3.11,<3.13",
