@@ -37,6 +37,14 @@ def batch_run_request(partition_keys: list[str]) -> dg.RunRequest:
     )
 
 
+def _known(instance: dg.DagsterInstance, candidates: list[str]) -> set[str]:
+    """Which candidate uploads are partitions already: one query, whichever is cheaper."""
+    name = uploads_partitions.name
+    if len(candidates) > 100:
+        return set(instance.get_dynamic_partitions(name))
+    return {key for key in candidates if instance.has_dynamic_partition(name, key)}
+
+
 def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
     @dg.sensor(
         name="new_upload_sensor",
@@ -49,17 +57,17 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
         context: dg.SensorEvaluationContext, lake: Lake, sources: SourcesResource
     ) -> dg.SensorResult:
         high_water = float(json.loads(context.cursor)["high_water"]) if context.cursor else 0.0
-        new, newest = [], high_water
-        for source in sorted(sources.load()):
-            for obj in lake.list_objects(landing_prefix(source)):
-                if obj.last_modified < high_water - LOOKBACK_SECONDS:
-                    continue
-                newest = max(newest, obj.last_modified)
-                key = Upload.from_object(obj).partition_key
-                if key not in new and not context.instance.has_dynamic_partition(
-                    uploads_partitions.name, key
-                ):
-                    new.append(key)
+        # Objects modified well before the high-water mark were seen by an earlier tick.
+        recent = [
+            obj
+            for source in sorted(sources.load())
+            for obj in lake.list_objects(landing_prefix(source))
+            if obj.last_modified >= high_water - LOOKBACK_SECONDS
+        ]
+        newest = max([high_water, *(obj.last_modified for obj in recent)])
+        candidates = list(dict.fromkeys(Upload.from_object(obj).partition_key for obj in recent))
+        known = _known(context.instance, candidates)
+        new = [key for key in candidates if key not in known]
         cursor = json.dumps({"high_water": newest})
         if not new:
             return dg.SensorResult(cursor=cursor, skip_reason="no new uploads")

@@ -94,33 +94,24 @@ class LocalLake(Lake):
         # A folder has no pages; keys come sorted like S3's so cursors behave the same.
         base = self._path(prefix) if prefix else self.root
         search = base if base.is_dir() else base.parent
-        if not search.is_dir():
-            return
-        keys = []
-        for dirpath, dirnames, filenames in os.walk(search):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for filename in filenames:
-                if filename.startswith("."):  # in-flight temporary files
-                    continue
-                key = Path(dirpath, filename).relative_to(self.root).as_posix()
-                if key.startswith(prefix) and (start_after is None or key > start_after):
-                    keys.append(key)
-        for key in sorted(keys):
-            obj = self.head(key)
-            if obj is not None:  # deleted while we listed
-                yield obj
+        root = str(self.root) + os.sep
+        found = []
+        for entry in _walk_files(str(search)):
+            key = entry.path[len(root) :].replace(os.sep, "/")
+            if not key.startswith(prefix) or (start_after is not None and key <= start_after):
+                continue
+            try:
+                stat = entry.stat()
+            except FileNotFoundError:  # deleted while we listed
+                continue
+            found.append(_object(key, stat))
+        yield from sorted(found)
 
     def head(self, key: str) -> LakeObject | None:
         try:
-            stat = self._path(key).stat()
+            return _object(key, self._path(key).stat())
         except FileNotFoundError:
             return None
-        return LakeObject(
-            key=key,
-            version=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
-            size=stat.st_size,
-            last_modified=stat.st_mtime_ns / 1e9,
-        )
 
     def read_bytes(self, key: str, max_bytes: int | None = None) -> bytes:
         with self._path(key).open("rb") as handle:
@@ -169,6 +160,30 @@ class LocalLake(Lake):
 
     def _atomic_target(self, key: str):
         return _AtomicFile(self._path(key))
+
+
+def _walk_files(folder: str) -> Iterator[os.DirEntry]:
+    """Files below `folder`, skipping hidden names (in-flight temporaries)."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk_files(entry.path)
+        else:
+            yield entry
+
+
+def _object(key: str, stat: os.stat_result) -> LakeObject:
+    return LakeObject(
+        key=key,
+        version=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
+        size=stat.st_size,
+        last_modified=stat.st_mtime_ns / 1e9,
+    )
 
 
 class _AtomicFile:
