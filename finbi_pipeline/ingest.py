@@ -141,17 +141,25 @@ def stage_upload(
     with engine.session() as session:
         staged = lake.uri(staging_key(upload, "parquet"))
         try:
-            session.register_csv("raw_records", source, lake.uri(upload.key), compression)
+            session.register_csv(
+                "raw_records", source, lake.uri(upload.key), compression, line_numbers=False
+            )
             stats = session.write_parquet(validation_sql(source, "raw_records", now), staged)
         except UnreadableInput as exc:
             message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
             return _reject_whole_file(upload, source, lake, report, message, compression)
         parser_rejects = session.parser_rejects()
-        value_rejects = _write_quarantine(session, upload, source, lake, staged, parser_rejects)
         reasons = session.fetch(
             f"SELECT reject_column, COUNT(*) AS n FROM read_parquet({literal(staged)}) "
             "WHERE reject_reason IS NOT NULL GROUP BY reject_column"
         )
+        rejected = f"read_parquet({literal(staged)})"
+        if len(reasons):
+            # Physical lines need a second, sequential pass that numbers the records: only
+            # files with rejected values pay for it.
+            session.register_csv("numbered", source, lake.uri(upload.key), compression)
+            rejected = f"({validation_sql(source, 'numbered', now)})"
+        value_rejects = _write_quarantine(session, upload, source, lake, rejected, parser_rejects)
     report.rows_read = stats.rows + len(parser_rejects)
     report.rows_quarantined = value_rejects + len(parser_rejects)
     report.quarantine_reasons = {str(r.reject_column): int(r.n) for r in reasons.itertuples()}
@@ -269,10 +277,13 @@ def _write_quarantine(
     upload: Upload,
     source: SourceSpec,
     lake: Lake,
-    staged_uri: str,
+    validated: str,
     parser_rejects: list[ParserReject],
 ) -> int:
-    """Write rejected records with their physical line numbers; return value-level rejects."""
+    """Write rejected records with their physical line numbers; return value-level rejects.
+
+    `validated` is a relation of validated records with `record_no` set.
+    """
     header_lines = int(source.csv.header)
     # A record's physical line is where it starts among the lines of parsed records
     # (`record_no`), plus the header, plus the lines of the unparsable records before it.
@@ -298,7 +309,7 @@ def _write_quarantine(
             reject_column AS column_name,
             reject_reason AS reason,
             raw_values AS raw_record
-        FROM read_parquet({literal(staged_uri)})
+        FROM {validated} AS validated
         WHERE reject_reason IS NOT NULL
     """
     rows = [

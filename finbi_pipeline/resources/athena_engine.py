@@ -262,7 +262,12 @@ class AthenaSession(EngineSession):
     # --- EngineSession ---------------------------------------------------------------------
 
     def register_csv(
-        self, name: str, source: SourceSpec, uri: str, compression: str | None
+        self,
+        name: str,
+        source: SourceSpec,
+        uri: str,
+        compression: str | None,
+        line_numbers: bool = True,
     ) -> None:
         key = self.lake.key_of(uri)
         file_columns = list(source.csv.names) or self._csv_header(key, source)
@@ -273,8 +278,10 @@ class AthenaSession(EngineSession):
             f'"c{file_columns.index(file_column)}" AS "{canonical}"'
             for canonical, file_column in source.columns.items()
         )
+        # Without line numbers Athena need not keep file order (no single-reader window).
+        record_no = "row_number() OVER ()" if line_numbers else "CAST(NULL AS BIGINT)"
         self.relations[name] = (
-            f"(SELECT row_number() OVER () AS record_no, {select} "
+            f"(SELECT {record_no} AS record_no, {select} "
             f'FROM "{self.engine.scratch_database}"."{table}" WHERE "$path" = {literal(uri)})'
         )
 

@@ -65,12 +65,19 @@ class EngineSession(ABC):
 
     @abstractmethod
     def register_csv(
-        self, name: str, source: SourceSpec, uri: str, compression: str | None
+        self,
+        name: str,
+        source: SourceSpec,
+        uri: str,
+        compression: str | None,
+        line_numbers: bool = True,
     ) -> None:
         """Expose a raw CSV as relation `name`: `record_no` plus canonical text columns.
 
         `record_no` is where a record starts among the lines of the records the reader
         accepted (1-based): a record whose quoted fields hold newlines spans several lines.
+        Numbering needs the file in order; with `line_numbers=False` record_no is NULL and
+        the engine may read the file in parallel.
         """
 
     @abstractmethod
@@ -176,7 +183,12 @@ class DuckDBSession(EngineSession):
         self.con = con
 
     def register_csv(
-        self, name: str, source: SourceSpec, uri: str, compression: str | None
+        self,
+        name: str,
+        source: SourceSpec,
+        uri: str,
+        compression: str | None,
+        line_numbers: bool = True,
     ) -> None:
         dialect = source.csv
         options = {
@@ -204,13 +216,19 @@ class DuckDBSession(EngineSession):
         self._csv = (uri, options)
         # A view streams the file once, when the validation query reads it. Newlines inside
         # quoted fields (of any column) move later records down: counted in file order.
+        numbered = (
+            "SELECT CAST(row_number() OVER () "
+            "+ SUM(__newlines) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
+            "- __newlines AS BIGINT) AS record_no, * EXCLUDE (__newlines) "
+            f"FROM (SELECT {select}, {_NEWLINES} AS __newlines FROM {_read_csv(uri, options)})"
+        )
+        # The running window makes the whole query follow file order on one thread.
+        unnumbered = (
+            f"SELECT CAST(NULL AS BIGINT) AS record_no, {select} FROM {_read_csv(uri, options)}"
+        )
         try:
             self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {name} AS SELECT CAST(row_number() OVER () "
-                "+ SUM(__newlines) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
-                "- __newlines AS BIGINT) AS record_no, * EXCLUDE (__newlines) "
-                f"FROM (SELECT {select}, {_NEWLINES} AS __newlines "
-                f"FROM {_read_csv(uri, options)})"
+                f"CREATE OR REPLACE TEMP VIEW {name} AS {numbered if line_numbers else unnumbered}"
             )
         except duckdb.InvalidInputException as exc:
             raise UnreadableInput(_first_line(exc)) from exc
