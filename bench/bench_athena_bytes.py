@@ -1,0 +1,180 @@
+"""Athena cost proxy: the bytes a dashboard refresh would scan on Athena.
+
+Athena bills the Parquet column chunks a query reads (only the columns it references, only
+the partitions its filters keep) and, over CSV, the whole of every file it reads. For each
+analytics SQL file (the Athena text in finbi_pipeline/sql/) and, when present, each query
+of the dashboard's serving extract, this finds the curated columns it references (sqlglot,
+qualified against the curated schemas) and sums `total_compressed_size` of those column
+chunks over every curated Parquet file (pyarrow metadata; the date partition column lives
+in the path and costs nothing). The CSV figure is the same queries over the raw CSVs: each
+query scans every raw file of each table it reads. Target: at most 10% of the CSV bytes.
+
+Needs a FINBI_HOME after `finbi run` (bench_e2e.py --keep leaves one).
+
+    python bench/bench_athena_bytes.py --home /tmp/finbi-bench/home-10M
+    python bench/bench_athena_bytes.py --quick   # builds a 200k-row home first
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections import defaultdict
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import sqlglot
+from common import FINBI, Recorder, finbi_env, fresh_home, measure
+from sqlglot import exp
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.scope import traverse_scope
+
+from finbi_pipeline.assets.catalog import TABLES
+from finbi_pipeline.sql_templates import ANALYTICS_TABLES, sql_file
+
+KINDS = ("interactions", "sales")
+
+
+def referenced_columns(sql: str, dialect: str) -> dict[str, set[str]]:
+    """{curated table: columns} a query reads."""
+    schema = {k: {c: "VARCHAR" for c in TABLES[k].columns} for k in KINDS}
+    schema = {**schema, **{f"finbi.{k}": v for k, v in schema.items()}}
+    tree = sqlglot.parse_one(sql, read=dialect)
+    for table in tree.find_all(exp.Table):  # finbi.interactions -> interactions
+        if table.db == "finbi":
+            table.set("db", None)
+    tree = qualify(
+        tree,
+        schema={k: v for k, v in schema.items() if "." not in k},
+        dialect=dialect,
+        validate_qualify_columns=False,
+    )
+    used: dict[str, set[str]] = defaultdict(set)
+    for scope in traverse_scope(tree):
+        for column in scope.columns:
+            source = scope.sources.get(column.table)
+            if isinstance(source, exp.Table) and source.name in KINDS:
+                used[source.name].add(column.name)
+        for _name, source in scope.sources.items():  # COUNT(*) still reads the table
+            if isinstance(source, exp.Table) and source.name in KINDS:
+                used[source.name]
+    return used
+
+
+def column_bytes(home: Path, kind: str) -> dict[str, int]:
+    sizes: dict[str, int] = defaultdict(int)
+    for path in (home / "lake" / "curated" / kind).rglob("*.parquet"):
+        meta = pq.ParquetFile(path).metadata
+        for rg in range(meta.num_row_groups):
+            group = meta.row_group(rg)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                sizes[chunk.path_in_schema] += chunk.total_compressed_size
+    return sizes
+
+
+def queries() -> list[tuple[str, str, str]]:
+    found = [(f"analytics/{t}", sql_file(t), "athena") for t in ANALYTICS_TABLES]
+    try:
+        from finbi_pipeline.dashboard.extract import SERVING_TABLES
+    except ImportError:
+        SERVING_TABLES = ()
+    found += [(f"serving/{name}", sql, "duckdb") for name, sql in SERVING_TABLES]
+    return found
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--home", help="a FINBI_HOME after `finbi run`")
+    ap.add_argument("--quick", action="store_true", help="build a 200k-row home and measure it")
+    ap.add_argument("--work", default="/tmp/finbi-bench")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    rec = Recorder(args.json)
+    built = None
+    if args.home is None:
+        from bench_e2e import ensure_data
+
+        data = ensure_data(200_000, 42, Path(args.work))
+        built = home = fresh_home(Path(args.work) / "home-athena-quick")
+        env = finbi_env(str(home))
+        for source in KINDS:
+            measure([FINBI, "load", "--source", source, str(data / f"{source}.csv")], env=env)
+        measure([FINBI, "run"], env=env)
+    else:
+        home = Path(args.home)
+    sizes = {k: column_bytes(home, k) for k in KINDS}
+    csv_bytes = {
+        k: sum(
+            p.stat().st_size
+            for p in (home / "lake" / "raw").glob("*/*")
+            if p.parent.name in {s for s in _sources_of(home, k)}
+        )
+        for k in KINDS
+    }
+    total_parquet = total_csv = 0
+    refresh_parquet = refresh_csv = 0
+    print(f"raw CSV bytes: {csv_bytes}")
+    print(f"{'query':<34}{'columns read':<60}{'Parquet MB':>11}{'CSV MB':>10}")
+    for name, sql, dialect in queries():
+        try:
+            used = referenced_columns(sql, dialect)
+        except Exception as exc:  # noqa: BLE001 - report, do not stop the bench
+            print(f"{name}: cannot analyse ({exc})")
+            continue
+        p = sum(sizes[k].get(c, 0) for k, cols in used.items() for c in cols)
+        c = sum(csv_bytes[k] for k in used)
+        # COUNT(*) over no column: Athena reads the smallest column's metadata; count 0.
+        cols = "; ".join(f"{k}: {','.join(sorted(v)) or '(none)'}" for k, v in used.items())
+        print(f"{name:<34}{cols[:58]:<60}{p / 1e6:>11.2f}{c / 1e6:>10.1f}")
+        total_parquet += p
+        total_csv += c
+        if name.startswith("analytics/"):
+            refresh_parquet += p
+            refresh_csv += c
+    cmd = f"python bench/bench_athena_bytes.py --home {home}"
+    rec.add(
+        "athena: analytics refresh scans, Parquet",
+        refresh_parquet / 1e6,
+        "MB",
+        command=cmd,
+        detail="6 analytics queries over curated Parquet (column chunks referenced)",
+    )
+    rec.add("athena: analytics refresh scans, raw CSV", refresh_csv / 1e6, "MB", command=cmd)
+    rec.add(
+        "athena: Parquet / CSV bytes (analytics)",
+        refresh_parquet / refresh_csv * 100,
+        "%",
+        target="<= 10%",
+        ok=refresh_parquet / refresh_csv <= 0.10,
+        command=cmd,
+    )
+    if total_csv != refresh_csv:
+        rec.add(
+            "athena: Parquet / CSV bytes (analytics + serving extract)",
+            total_parquet / total_csv * 100,
+            "%",
+            target="<= 10%",
+            ok=total_parquet / total_csv <= 0.10,
+            command=cmd,
+        )
+    if built:
+        shutil.rmtree(built)
+
+
+def _sources_of(home: Path, kind: str) -> list[str]:
+    """Raw source folders whose data lands in curated `kind` (from the ingest log)."""
+    import json
+
+    names = set()
+    for log in (home / "lake" / "ingest_log").rglob("*.json"):
+        entry = json.loads(log.read_text())
+        if entry.get("kind") == kind:
+            names.add(entry["source"])
+    return sorted(names)
+
+
+if __name__ == "__main__":
+    main()

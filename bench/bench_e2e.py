@@ -1,0 +1,222 @@
+"""End-to-end benchmark: `finbi run` from a clean FINBI_HOME vs the DuckDB floor, and the
+incremental refresh after one more upload of 1% more rows.
+
+For N interactions (+ the generator's sales lines, about N/13):
+  floor        DuckDB alone reads both CSVs and writes Parquet (zstd), default settings,
+               in a fresh interpreter: the least any CSV->Parquet pipeline can cost here.
+  full run     fresh FINBI_HOME, `finbi load` both files (timed apart), `finbi run` timed
+               with the peak RSS of its whole process tree (psutil sampling).
+  incremental  after the last full run, `finbi load` one new file of N/100 interactions
+               (seed 43) and `finbi run` again: ingest + every downstream refresh.
+
+A warm-up (one floor run, which also pulls the CSVs into the page cache) comes first.
+
+    python bench/bench_e2e.py --rows 10000000 --runs 3
+    python bench/bench_e2e.py --quick          # 200k rows, 1 run, < 2 minutes
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import textwrap
+from pathlib import Path
+
+from common import FINBI, PYTHON, Recorder, finbi_env, free_gib, fresh_home, measure, mib
+
+FLOOR = textwrap.dedent("""
+    import duckdb, sys
+    interactions, sales, out = sys.argv[1:4]
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_csv('{interactions}')) TO '{out}/i.parquet' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(f"COPY (SELECT * FROM read_csv('{sales}')) TO '{out}/s.parquet' (FORMAT parquet, COMPRESSION zstd)")
+""")
+
+
+def line_count(path: Path) -> int:
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b"")) - 1
+
+
+STEP = re.compile(r'Finished execution of step "([^"]+)" in ([0-9.]+)(ms|s|m)')
+
+
+def print_steps(stderr: str) -> dict[str, float]:
+    """Per-step durations from Dagster's event log lines (a profile of the run)."""
+    steps = {}
+    for name, value, unit in STEP.findall(stderr):
+        steps[name] = float(value) * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
+    for name, seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
+        print(f"    step {name}: {seconds:.2f} s")
+    return steps
+
+
+def ensure_data(rows: int, seed: int, root: Path) -> Path:
+    out = root / f"data-{rows}-s{seed}"
+    if not (out / "interactions.csv").exists():
+        measure([FINBI, "generate", "--rows", str(rows), "--out", str(out), "--seed", str(seed)])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--rows", type=int, default=10_000_000, help="interaction rows (default 10M)")
+    ap.add_argument("--runs", type=int, default=3, help="timed full runs (default 3)")
+    ap.add_argument("--quick", action="store_true", help="200k rows, 1 run: a smoke test")
+    ap.add_argument("--work", default="/tmp/finbi-bench", help="data and FINBI_HOME folder")
+    ap.add_argument("--no-incremental", action="store_true")
+    ap.add_argument("--no-floor", action="store_true", help="skip the DuckDB floor")
+    ap.add_argument("--label", default="", help="suffix for result names (e.g. 100M)")
+    ap.add_argument("--keep", action="store_true", help="keep FINBI_HOME afterwards")
+    ap.add_argument("--json", help="append result records (JSON lines) to this file")
+    args = ap.parse_args()
+    if args.quick:
+        args.rows, args.runs = 200_000, 1
+    rec = Recorder(args.json)
+    label = args.label or (f"{args.rows / 1e6:g}M" if args.rows >= 1e6 else f"{args.rows / 1e3:g}k")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"free disk on {work}: {free_gib(str(work)):.1f} GiB")
+    data = ensure_data(args.rows, 42, work)
+    icsv, scsv = data / "interactions.csv", data / "sales.csv"
+    n_i, n_s = line_count(icsv), line_count(scsv)
+    csv_bytes = icsv.stat().st_size + scsv.stat().st_size
+    print(f"data: {n_i:,} interactions + {n_s:,} sales lines, {csv_bytes / 1e9:.2f} GB of CSV")
+
+    floor_out = work / "floor-out"
+    floor_times, floor_rss = [], []
+    if not args.no_floor:
+        for i in range(args.runs + 1):  # the first is the warm-up
+            fresh_home(floor_out)
+            m = measure([PYTHON, "-c", FLOOR, str(icsv), str(scsv), str(floor_out)])
+            print(
+                f"floor {'warm-up' if i == 0 else i}: {m.seconds:.2f} s, peak {mib(m.peak_rss):.0f} MiB"
+            )
+            if i:
+                floor_times.append(m.seconds)
+                floor_rss.append(m.peak_rss)
+        shutil.rmtree(floor_out)
+
+    home = work / f"home-{label}"
+    run_times, run_rss, load_times = [], [], []
+    for i in range(args.runs):
+        fresh_home(home)
+        env = finbi_env(str(home))
+        t_load = 0.0
+        for source, path in (("interactions", icsv), ("sales", scsv)):
+            t_load += measure([FINBI, "load", "--source", source, str(path)], env=env).seconds
+        m = measure([FINBI, "run"], env=env, check=False)
+        if "status: ok" not in m.stdout:
+            # Still record what it cost: a failed run is a finding, not a crash of the bench.
+            print(
+                m.stdout
+                + "\n"
+                + "\n".join(line for line in m.stderr.splitlines() if "Error" in line)[-2000:]
+            )
+            print_steps(m.stderr)
+            rec.add(
+                f"e2e {label}: finbi run FAILED after",
+                m.seconds,
+                "s",
+                ok=False,
+                command=f"python bench/bench_e2e.py --rows {args.rows} --runs {args.runs}",
+                detail=f"peak {mib(m.peak_rss):.0f} MiB; "
+                + "; ".join(line for line in m.stdout.splitlines() if line.startswith("FAILED"))[
+                    :300
+                ],
+            )
+            return
+        load_times.append(t_load)
+        run_times.append(m.seconds)
+        run_rss.append(m.peak_rss)
+        print(
+            f"full run {i + 1}: load {t_load:.2f} s, run {m.seconds:.2f} s, peak {mib(m.peak_rss):.0f} MiB"
+        )
+        if i == 0:
+            print(textwrap.indent(m.stdout.strip(), "    "))
+            print_steps(m.stderr)
+
+    med = statistics.median(run_times)
+    rows_per_s = (n_i + n_s) / med
+    cmd = f"python bench/bench_e2e.py --rows {args.rows} --runs {args.runs}"
+    span = lambda v, s=1.0: f"min {min(v) / s:.2f} / max {max(v) / s:.2f}"  # noqa: E731
+    rec.add(f"e2e {label}: finbi run wall (median)", med, "s", command=cmd, detail=span(run_times))
+    rec.add(
+        f"e2e {label}: finbi load (copy into lake, median)",
+        statistics.median(load_times),
+        "s",
+        command=cmd,
+        detail=span(load_times),
+    )
+    peak = max(run_rss)
+    target_rss = 1.5 * 1024**3 if args.rows <= 20_000_000 else 4 * 1024**3
+    rec.add(
+        f"e2e {label}: finbi run peak RSS (max)",
+        mib(peak),
+        "MiB",
+        target=f"< {target_rss / 1024**2:.0f} MiB",
+        ok=peak < target_rss,
+        command=cmd,
+        detail=span(run_rss, 1024**2),
+    )
+    rec.add(
+        f"e2e {label}: rows per second",
+        rows_per_s,
+        "rows/s",
+        command=cmd,
+        detail=f"{n_i + n_s:,} rows (interactions + sales lines)",
+    )
+    if floor_times:
+        fmed = statistics.median(floor_times)
+        rec.add(
+            f"e2e {label}: DuckDB floor wall (median)",
+            fmed,
+            "s",
+            command=cmd,
+            detail=f"{span(floor_times)}; peak {mib(max(floor_rss)):.0f} MiB",
+        )
+        rec.add(
+            f"e2e {label}: finbi run / floor",
+            med / fmed,
+            "x",
+            target="<= 3x",
+            ok=med / fmed <= 3,
+            command=cmd,
+        )
+
+    if not args.no_incremental:
+        inc_rows = max(args.rows // 100, 1000)
+        inc_data = ensure_data(inc_rows, 43, work)
+        inc_file = work / f"interactions-increment-{inc_rows}.csv"
+        shutil.copyfile(inc_data / "interactions.csv", inc_file)
+        env = finbi_env(str(home))
+        measure([FINBI, "load", "--source", "interactions", str(inc_file)], env=env)
+        m = measure([FINBI, "run"], env=env)
+        assert "status: ok" in m.stdout, m.stdout + m.stderr[-2000:]
+        inc_file.unlink()
+        print(f"incremental ({inc_rows:,} rows): {m.seconds:.2f} s, peak {mib(m.peak_rss):.0f} MiB")
+        rec.add(
+            f"incremental {label}: +1% upload, finbi run wall",
+            m.seconds,
+            "s",
+            command=cmd,
+            detail=f"{inc_rows:,} new interactions; peak {mib(m.peak_rss):.0f} MiB",
+        )
+        rec.add(
+            f"incremental {label}: / full run",
+            m.seconds / med,
+            "x",
+            target="<= 0.10",
+            ok=m.seconds / med <= 0.10,
+            command=cmd,
+        )
+    if not args.keep:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
