@@ -125,6 +125,12 @@ def test_whole_graph_on_the_sample_matches_an_independent_computation(land, finb
         if instance.get_latest_materialization_event(key) is not None
     }
     assert materialized == set(EXPECTED_GRAPH)
+    for key in materialized - {"dashboard_dataset"}:
+        event = instance.get_latest_materialization_event(dg.AssetKey(key))
+        metadata = event.asset_materialization.metadata
+        assert {"dagster/row_count", "location"} <= set(metadata), key
+        if key != "raw_uploads":  # raw files' columns are each source's own
+            assert {"dagster/column_schema", "preview"} <= set(metadata), key
     curated = instance.get_latest_materialization_event(dg.AssetKey("curated_interactions"))
     metadata = curated.asset_materialization.metadata
     assert metadata["dagster/row_count"].value == sum(

@@ -6,7 +6,7 @@ its history. A schema change is reported; a breaking one fails the blocking cont
 import dagster as dg
 
 from finbi_pipeline.ingest import CURATED_COLUMNS, DATE_COLUMN, QUARANTINE_COLUMNS
-from finbi_pipeline.metadata import column_schema
+from finbi_pipeline.metadata import table_metadata
 from finbi_pipeline.resources.catalog import Catalog, SchemaChange, TableSpec
 from finbi_pipeline.resources.engine import QueryEngine
 
@@ -68,11 +68,10 @@ def contract_check(table: TableSpec, change: SchemaChange) -> dg.AssetCheckResul
 def _register(table: TableSpec, catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult:
     change = catalog.register_table(table)
     rows = int(engine.fetch(f"SELECT COUNT(*) AS n FROM {table.name}")["n"].iloc[0])
+    preview = engine.fetch(f"SELECT * FROM {table.name} LIMIT 10")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": rows,
-            "dagster/column_schema": column_schema(change.current),
-            "location": catalog.location(table),
+            **table_metadata(rows, change.current, preview, catalog.location(table)),
             "schema_change": change.describe(),
         },
         check_results=[contract_check(table, change)],

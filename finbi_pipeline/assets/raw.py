@@ -60,6 +60,8 @@ def raw_uploads(
     )
     return dg.MaterializeResult(
         metadata={
+            "dagster/row_count": sum(r.rows_read for r in reports),
+            "location": lake.uri("raw/"),
             "uploads": len(reports),
             "rows_read": sum(r.rows_read for r in reports),
             "rows_quarantined": sum(r.rows_quarantined for r in reports),
