@@ -120,9 +120,12 @@ def ingest_log_key(upload: Upload) -> str:
 
 
 def stage_upload(
-    upload: Upload, source: SourceSpec, lake: Lake, engine: QueryEngine, now: dt.datetime
+    upload: Upload, source: SourceSpec, lake: Lake, session: EngineSession, now: dt.datetime
 ) -> UploadReport:
-    """Validate one upload: typed records to staging, rejects to quarantine, a manifest."""
+    """Validate one upload: typed records to staging, rejects to quarantine, a manifest.
+
+    One engine session serves a whole batch of uploads.
+    """
     report = UploadReport(
         upload_id=upload.upload_id,
         source=source.name,
@@ -138,28 +141,31 @@ def stage_upload(
     except UnreadableFile as exc:
         return _reject_whole_file(upload, source, lake, report, str(exc), compression)
 
-    with engine.session() as session:
-        staged = lake.uri(staging_key(upload, "parquet"))
-        try:
-            session.register_csv(
-                "raw_records", source, lake.uri(upload.key), compression, line_numbers=False
-            )
-            stats = session.write_parquet(validation_sql(source, "raw_records", now), staged)
-        except UnreadableInput as exc:
-            message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
-            return _reject_whole_file(upload, source, lake, report, message, compression)
-        parser_rejects = session.parser_rejects()
-        reasons = session.fetch(
-            f"SELECT reject_column, COUNT(*) AS n FROM read_parquet({literal(staged)}) "
-            "WHERE reject_reason IS NOT NULL GROUP BY reject_column"
+    staged = lake.uri(staging_key(upload, "parquet"))
+    try:
+        session.register_csv(
+            "raw_records", source, lake.uri(upload.key), compression, line_numbers=False
         )
-        rejected = f"read_parquet({literal(staged)})"
-        if len(reasons):
-            # Physical lines need a second, sequential pass that numbers the records: only
-            # files with rejected values pay for it.
-            session.register_csv("numbered", source, lake.uri(upload.key), compression)
-            rejected = f"({validation_sql(source, 'numbered', now)})"
+        stats = session.write_parquet(validation_sql(source, "raw_records", now), staged)
+    except UnreadableInput as exc:
+        message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
+        return _reject_whole_file(upload, source, lake, report, message, compression)
+    parser_rejects = session.parser_rejects()
+    reasons = session.fetch(
+        f"SELECT reject_column, COUNT(*) AS n FROM read_parquet({literal(staged)}) "
+        "WHERE reject_reason IS NOT NULL GROUP BY reject_column"
+    )
+    rejected = f"read_parquet({literal(staged)})"
+    if len(reasons):
+        # Physical lines need a second, sequential pass that numbers the records: only
+        # files with rejected values pay for it.
+        session.register_csv("numbered", source, lake.uri(upload.key), compression)
+        rejected = f"({validation_sql(source, 'numbered', now)})"
+    value_rejects = 0
+    if len(reasons) or parser_rejects:
         value_rejects = _write_quarantine(session, upload, source, lake, rejected, parser_rejects)
+    else:  # a clean file: nothing to quarantine, and nothing left from an older version
+        lake.delete([quarantine_key(upload)])
     report.rows_read = stats.rows + len(parser_rejects)
     report.rows_quarantined = value_rejects + len(parser_rejects)
     report.quarantine_reasons = {str(r.reject_column): int(r.n) for r in reasons.itertuples()}
@@ -356,58 +362,58 @@ def merge_staged(
 ) -> list[UploadReport]:
     """Merge every pending staged upload of `kind` into `curated/<kind>/`, in order."""
     merged = []
-    for report in pending_manifests(lake, sources):
-        upload = Upload.from_partition_key(report.upload_id)
-        if report.status == "rejected":
-            # The key's new content is unreadable: it no longer contributes anything.
-            lake.delete(_key_files(lake, kind, upload))
-        else:
-            _merge_one(kind, upload, report, lake, engine)
-            report.status = "ingested"
-        report.ingested_at = now.isoformat()
-        lake.write_bytes(ingest_log_key(upload), json.dumps(asdict(report)).encode())
-        lake.delete([staging_key(upload, "json"), staging_key(upload, "parquet")])
-        merged.append(report)
+    with engine.session() as session:
+        for report in pending_manifests(lake, sources):
+            upload = Upload.from_partition_key(report.upload_id)
+            if report.status == "rejected":
+                # The key's new content is unreadable: it no longer contributes anything.
+                lake.delete(_key_files(lake, kind, upload))
+            else:
+                _merge_one(kind, upload, report, lake, session)
+                report.status = "ingested"
+            report.ingested_at = now.isoformat()
+            lake.write_bytes(ingest_log_key(upload), json.dumps(asdict(report)).encode())
+            lake.delete([staging_key(upload, "json"), staging_key(upload, "parquet")])
+            merged.append(report)
     return merged
 
 
 def _merge_one(
-    kind: str, upload: Upload, report: UploadReport, lake: Lake, engine: QueryEngine
+    kind: str, upload: Upload, report: UploadReport, lake: Lake, session: EngineSession
 ) -> None:
     """Write what this upload's key contributes, replacing what an older version did."""
     date_column = DATE_COLUMN[kind]
     prefix = f"curated/{kind}/"
     staged = lake.uri(staging_key(upload, "parquet"))
     before = _key_files(lake, kind, upload)
-    with engine.session() as session:
-        days = session.fetch(
-            f"SELECT DISTINCT {date_column} AS day FROM read_parquet({literal(staged)}) "
-            f"WHERE reject_reason IS NULL AND {date_column} IS NOT NULL"
-        )["day"]
-        days = sorted(days)
-        temp_prefix = f"{prefix}.tmp-{upload.slug}"
-        lake.delete_prefix(temp_prefix + "/")
-        accepted = 0
-        # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
-        # a block of its own, so a file spanning thousands of days (the Personalize POC data:
-        # 4,075) exhausts the memory limit in one statement.
-        for start in range(0, max(len(days), 1), MERGE_DAYS):
-            batch = days[start : start + MERGE_DAYS]
-            sql = curation_sql(
-                kind,
-                staged=f"read_parquet({literal(staged)})",
-                existing=_curated_relation(session, lake, kind, batch),
-                source=report.source,
-                upload_id=upload.upload_id,
-                key_prefix=f"{upload.key}@",
+    days = session.fetch(
+        f"SELECT DISTINCT {date_column} AS day FROM read_parquet({literal(staged)}) "
+        f"WHERE reject_reason IS NULL AND {date_column} IS NOT NULL"
+    )["day"]
+    days = sorted(days)
+    temp_prefix = f"{prefix}.tmp-{upload.slug}"
+    lake.delete_prefix(temp_prefix + "/")
+    accepted = 0
+    # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
+    # a block of its own, so a file spanning thousands of days (the Personalize POC data:
+    # 4,075) exhausts the memory limit in one statement.
+    for start in range(0, max(len(days), 1), MERGE_DAYS):
+        batch = days[start : start + MERGE_DAYS]
+        sql = curation_sql(
+            kind,
+            staged=f"read_parquet({literal(staged)})",
+            existing=_curated_relation(session, lake, kind, batch),
+            source=report.source,
+            upload_id=upload.upload_id,
+            key_prefix=f"{upload.key}@",
+        )
+        if len(days) > MERGE_DAYS:
+            sql = (
+                f"SELECT * FROM ({sql}\n) AS batch WHERE {date_column} "
+                f"BETWEEN DATE '{batch[0]:%Y-%m-%d}' AND DATE '{batch[-1]:%Y-%m-%d}'"
             )
-            if len(days) > MERGE_DAYS:
-                sql = (
-                    f"SELECT * FROM ({sql}\n) AS batch WHERE {date_column} "
-                    f"BETWEEN DATE '{batch[0]:%Y-%m-%d}' AND DATE '{batch[-1]:%Y-%m-%d}'"
-                )
-            stats = session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
-            accepted += stats.rows
+        stats = session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
+        accepted += stats.rows
     written = []
     for obj in lake.list_objects(temp_prefix + "/"):
         day_folder = obj.key.split("/")[-2]  # <date column>=<day>

@@ -78,7 +78,8 @@ class Pipeline:
     def ingest(self, source: str, name: str, data: bytes, mtime_ns: int | None = None):
         spec = self.sources[source]
         upload = self.land(source, name, data, mtime_ns)
-        staged = stage_upload(upload, spec, self.lake, self.engine, NOW)
+        with self.engine.session() as session:
+            staged = stage_upload(upload, spec, self.lake, session, NOW)
         merged = merge_staged(spec.kind, [spec], self.lake, self.engine, NOW)
         assert [r.upload_id for r in merged] == [upload.upload_id]
         report = merged[0]
@@ -623,3 +624,15 @@ def test_a_file_the_csv_reader_gives_up_on_is_rejected_whole(pipe, monkeypatch):
     result = pipe.ingest("interactions", "mixed.csv", data)
     assert_whole_file_rejected(result, "mixed.csv", "the CSV reader cannot parse the file")
     assert counts(result) == (2, 0, 0, 2)
+
+
+def test_a_clean_reupload_clears_the_keys_old_quarantine(pipe):
+    bad = IH + b"U1,I1,VIEW,1700000000\nU2,I2,VIEW,not-a-time\n"
+    first = pipe.ingest("interactions", "a.csv", bad, mtime_ns=1_700_000_000_000_000_000)
+    assert counts(first) == (2, 1, 0, 1)
+
+    clean = IH + b"U1,I1,VIEW,1700000000\nU2,I2,VIEW,1700000001\n"
+    second = pipe.ingest("interactions", "a.csv", clean, mtime_ns=1_700_000_001_000_000_000)
+
+    assert counts(second) == (2, 2, 0, 0)
+    assert pipe.lake.head(quarantine_key(second.upload)) is None

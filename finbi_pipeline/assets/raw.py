@@ -31,19 +31,22 @@ def raw_uploads(
     declared = sources.load()
     now = dt.datetime.now(dt.UTC)
     reports, failures = [], []
-    for partition_key in context.partition_keys:
-        upload = Upload.from_partition_key(partition_key)
-        source = declared.get(upload.source)
-        if source is None:
-            failures.append(f"{upload.key}: source '{upload.source}' is not declared")
-            continue
-        if lake.head(upload.key) is None:
-            context.log.warning(f"{upload.key} was deleted before it could be ingested; skipped")
-            continue
-        report = stage_upload(upload, source, lake, engine, now)
-        if report.status == "rejected":
-            context.log.error(report.message)
-        reports.append(report)
+    with engine.session() as session:
+        for partition_key in context.partition_keys:
+            upload = Upload.from_partition_key(partition_key)
+            source = declared.get(upload.source)
+            if source is None:
+                failures.append(f"{upload.key}: source '{upload.source}' is not declared")
+                continue
+            if lake.head(upload.key) is None:
+                context.log.warning(
+                    f"{upload.key} was deleted before it could be ingested; skipped"
+                )
+                continue
+            report = stage_upload(upload, source, lake, session, now)
+            if report.status == "rejected":
+                context.log.error(report.message)
+            reports.append(report)
     if failures:
         raise dg.Failure("Uploads from undeclared sources:\n" + "\n".join(failures))
     table = pd.DataFrame(

@@ -214,6 +214,8 @@ class DuckDBSession(EngineSession):
             for canonical, file_column in source.columns.items()
         )
         self._csv = (uri, options)
+        # Rejects belong to one file: a session reads many uploads one after another.
+        self.con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         # A view streams the file once, when the validation query reads it. Newlines inside
         # quoted fields (of any column) move later records down: counted in file order.
         numbered = (
