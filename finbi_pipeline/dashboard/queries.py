@@ -5,7 +5,8 @@ from fixed fragments in this module (which table to read, which predicates apply
 
 Two paths answer each question, with identical results:
 * no user chosen: the pre-aggregated tables (`events_daily`, `sales_orders`, ...);
-* a user chosen: that user's rows from the tables sorted by `user_id`.
+* a user chosen: that user's rows from the tables clustered by `user_bucket` (see
+  `USER_MATCH`).
 
 KPI definitions follow the project's DESIGN.md: conversion_rate = purchases / views (None without
 views); gross revenue sums `amount` over lines with quantity > 0; returns sum `-amount` over
@@ -24,6 +25,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from finbi_pipeline.dashboard.extract import USER_BUCKET
+
 KPI_EVENT_TYPES = ("VIEW", "ADD_TO_CART", "PURCHASE")
 # Orders among the selected `sales_orders` rows: distinct order_id with a positive line.
 # Same result as count(DISTINCT order_id) FILTER (WHERE positive_lines > 0), but an order
@@ -36,6 +39,16 @@ ORDERS = """(
 GRAINS = ("day", "week", "month")
 # The alias the extract is attached under in a reader connection.
 SERVING_ALIAS = "serving"
+# The chosen user's rows in a per-user table (`user_events`, `sales_orders`, `sales_lines`).
+# The bucket predicate is what makes it fast: it folds to a constant, and DuckDB's zone maps
+# on the clustered `user_bucket` column skip every row group of other buckets.
+USER_MATCH = f"user_bucket = {USER_BUCKET.format('$user_id::VARCHAR')} AND user_id = $user_id"
+# `user_events` with event_type and source back as VARCHAR (the extract stores them as
+# ENUMs): comparisons with any string, and plain strings in the DataFrames.
+USER_EVENTS = """(
+    SELECT user_bucket, user_id, event_time, event_date, event_type::VARCHAR AS event_type,
+           item_id, source::VARCHAR AS source
+    FROM user_events)"""
 
 
 # --------------------------------------------------------------------------- connections
@@ -121,8 +134,8 @@ def _event_relation(f: Filters, where: _Where) -> str:
     """FROM target with columns (event_date, event_type, source, item_id?, event_count)."""
     if f.user_id is None:
         return "events_daily"
-    where.add("user_id = $user_id", user_id=f.user_id)
-    return "(SELECT *, 1::BIGINT AS event_count FROM user_events)"
+    where.add(USER_MATCH, user_id=f.user_id)
+    return f"(SELECT *, 1::BIGINT AS event_count FROM {USER_EVENTS})"
 
 
 def _event_where(f: Filters) -> _Where:
@@ -140,7 +153,7 @@ def _sales_where(f: Filters) -> _Where:
     if f.sources is not None:
         where.add("list_contains($sources, source)", sources=list(f.sources))
     if f.user_id is not None:
-        where.add("user_id = $user_id", user_id=f.user_id)
+        where.add(USER_MATCH, user_id=f.user_id)
     return where
 
 
@@ -291,7 +304,7 @@ def top_items_by_revenue(
         relation = "item_sales_daily"
     else:
         relation = """(
-            SELECT user_id, sale_date, source, item_id,
+            SELECT user_bucket, user_id, sale_date, source, item_id,
                    CASE WHEN quantity > 0 THEN quantity ELSE 0 END AS units,
                    CASE WHEN quantity > 0 THEN amount ELSE 0 END AS gross_revenue,
                    CASE WHEN quantity < 0 THEN -amount ELSE 0 END AS returns_value
@@ -320,10 +333,10 @@ def top_items_by_purchases(
     if f.user_id is None:
         relation = "item_purchases_daily"
     else:
-        where.add("user_id = $user_id", user_id=f.user_id)
-        relation = """(
-            SELECT user_id, event_date, source, item_id, 1 AS purchases
-            FROM user_events WHERE event_type = 'PURCHASE')"""
+        where.add(USER_MATCH, user_id=f.user_id)
+        relation = f"""(
+            SELECT user_bucket, user_id, event_date, source, item_id, 1 AS purchases
+            FROM {USER_EVENTS} WHERE event_type = 'PURCHASE')"""
     return con.execute(
         f"""
         SELECT item_id, sum(purchases)::BIGINT AS purchases
@@ -398,11 +411,11 @@ def user_timeline(con: duckdb.DuckDBPyConnection, f: Filters, limit: int = 500) 
     """The chosen user's filtered events, newest first."""
     if f.user_id is None:
         raise ValueError("user_timeline needs a user_id in the filters")
-    where = _event_where(f).add("user_id = $user_id", user_id=f.user_id)
+    where = _event_where(f).add(USER_MATCH, user_id=f.user_id)
     return con.execute(
         f"""
         SELECT event_time, event_type, item_id, source
-        FROM user_events {where.sql}
+        FROM {USER_EVENTS} {where.sql}
         ORDER BY event_time DESC, event_type, item_id
         LIMIT $limit
         """,
