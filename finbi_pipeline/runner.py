@@ -101,7 +101,11 @@ def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
                 "SELECT COALESCE(SUM(rows_read), 0) AS read,"
                 " COALESCE(SUM(rows_accepted), 0) AS accepted,"
                 " COALESCE(SUM(rows_duplicate), 0) AS duplicate,"
-                " COALESCE(SUM(rows_quarantined), 0) AS quarantined FROM ingest_log"
+                " COALESCE(SUM(rows_quarantined), 0) AS quarantined"
+                # The current version of each key: a re-uploaded key replaced the older one.
+                " FROM (SELECT *, row_number() OVER (PARTITION BY object_key"
+                " ORDER BY ingested_at DESC) AS newest FROM ingest_log) AS log"
+                " WHERE newest = 1"
             )
             frame = resources.engine.fetch("SELECT * FROM kpi_summary")
         rows = {k: int(v) for k, v in log.iloc[0].items()}
@@ -118,7 +122,7 @@ def format_summary(summary: RunSummary) -> str:
     if summary.rows:
         r = summary.rows
         lines.append(
-            f"rows (all uploads): read {r['read']:,} = accepted {r['accepted']:,} + "
+            f"rows (current uploads): read {r['read']:,} = accepted {r['accepted']:,} + "
             f"duplicate {r['duplicate']:,} + quarantined {r['quarantined']:,}"
         )
     k = summary.kpis

@@ -164,3 +164,17 @@ def test_blocking_kpi_check_keeps_an_empty_lake_off_the_dashboard(finbi_home, in
     assert not summary.success
     assert any("kpi_summary_consistent" in failure for failure in summary.failures)
     assert not (finbi_home / "dashboard" / "serving.duckdb").exists()
+
+
+def test_reloading_a_file_replaces_it_without_double_counting(land, finbi_home, instance):
+    land("interactions", SAMPLE / "interactions.csv")
+    first = run_pipeline(instance)
+    views = kpi_row(finbi_home)["total_views"]
+
+    land("interactions", SAMPLE / "interactions.csv")  # a new version of the same key
+    again = run_pipeline(instance)
+
+    assert again.success, again.failures
+    assert again.uploads == 1
+    assert again.rows == first.rows  # the summary counts each key's current version
+    assert kpi_row(finbi_home)["total_views"] == views
