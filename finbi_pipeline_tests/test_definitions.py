@@ -64,6 +64,16 @@ def test_asset_graph_is_the_documented_lineage():
     assert checks == BLOCKING_CHECKS
 
 
+def test_only_idempotent_steps_are_retried():
+    retried = {
+        key.to_user_string()
+        for assets_def in defs().assets
+        if assets_def.op.retry_policy is not None
+        for key in assets_def.keys
+    }
+    assert retried == set(EXPECTED_GRAPH) - {"raw_uploads", "curated_interactions", "curated_sales"}
+
+
 def test_everything_is_reachable_from_definitions():
     definitions = defs()
     assert {j.name for j in definitions.jobs} >= {"ingest_job", "refresh_job"}

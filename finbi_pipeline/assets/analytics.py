@@ -3,6 +3,7 @@ query engine (DuckDB tables locally, Athena CTAS to Parquet under analytics/ on 
 
 import dagster as dg
 
+from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY
 from finbi_pipeline.metadata import table_metadata
 from finbi_pipeline.resources.engine import QueryEngine
 from finbi_pipeline.sql_templates import sql_file
@@ -26,6 +27,7 @@ def build_analytics_asset(table: str) -> dg.AssetsDefinition:
         deps=ANALYTICS_INPUTS[table],
         group_name="analytics",
         kinds={"sql"},
+        retry_policy=IDEMPOTENT_STEP_RETRY,
         description=sql_file(table).split("\n", 1)[0].lstrip("- "),
     )
     def _analytics(engine: QueryEngine) -> dg.MaterializeResult:

@@ -5,6 +5,7 @@ its history. A schema change is reported; a breaking one fails the blocking cont
 
 import dagster as dg
 
+from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY
 from finbi_pipeline.ingest import CURATED_COLUMNS, DATE_COLUMN, QUARANTINE_COLUMNS
 from finbi_pipeline.metadata import table_metadata
 from finbi_pipeline.resources.catalog import Catalog, SchemaChange, TableSpec
@@ -89,13 +90,23 @@ def _spec(name: str) -> list[dg.AssetCheckSpec]:
     ]
 
 
-@dg.asset(deps=["curated_interactions"], group_name="catalog", check_specs=_spec("interactions"))
+@dg.asset(
+    deps=["curated_interactions"],
+    group_name="catalog",
+    check_specs=_spec("interactions"),
+    retry_policy=IDEMPOTENT_STEP_RETRY,
+)
 def catalog_interactions(catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult:
     """Table `finbi.interactions` over curated/interactions/, partitioned by event_date."""
     return _register(TABLES["interactions"], catalog, engine)
 
 
-@dg.asset(deps=["curated_sales"], group_name="catalog", check_specs=_spec("sales"))
+@dg.asset(
+    deps=["curated_sales"],
+    group_name="catalog",
+    check_specs=_spec("sales"),
+    retry_policy=IDEMPOTENT_STEP_RETRY,
+)
 def catalog_sales(catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult:
     """Table `finbi.sales` over curated/sales/, partitioned by sale_date."""
     return _register(TABLES["sales"], catalog, engine)
@@ -117,6 +128,7 @@ def catalog_sales(catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult
         ),
     ],
     check_specs=_spec("ingest_log") + _spec("quarantine"),
+    retry_policy=IDEMPOTENT_STEP_RETRY,
 )
 def catalog_data_quality(catalog: Catalog, engine: QueryEngine):
     """The data-quality tables the dashboard's data panel reads."""

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from finbi_pipeline.assets.analytics import ANALYTICS_INPUTS
+from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY
 from finbi_pipeline.resources.publisher import BIPublisher
 
 
@@ -11,6 +12,7 @@ from finbi_pipeline.resources.publisher import BIPublisher
     deps=[*ANALYTICS_INPUTS, "catalog_ingest_log", "catalog_quarantine"],
     group_name="dashboard",
     kinds={"dashboard"},
+    retry_policy=IDEMPOTENT_STEP_RETRY,
 )
 def dashboard_dataset(
     context: dg.AssetExecutionContext, publisher: BIPublisher
