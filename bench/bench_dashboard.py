@@ -23,23 +23,22 @@ from pathlib import Path
 
 import duckdb
 
+from finbi_pipeline.assets.catalog import TABLES
 from finbi_pipeline.dashboard import queries
 from finbi_pipeline.dashboard.extract import build_serving_extract, serving_path
 from finbi_pipeline.dashboard.queries import Filters
 
 DAYS = 90
 
-SCHEMA = """
-SET TimeZone = 'UTC';
-CREATE SCHEMA IF NOT EXISTS finbi;
-CREATE TABLE finbi.ingest_log (
-    upload_id VARCHAR, source VARCHAR, kind VARCHAR, object_key VARCHAR,
-    object_version VARCHAR, rows_read BIGINT, rows_accepted BIGINT, rows_duplicate BIGINT,
-    rows_quarantined BIGINT, status VARCHAR, message VARCHAR, ingested_at TIMESTAMP);
-CREATE TABLE finbi.quarantine (
-    upload_id VARCHAR, source VARCHAR, object_key VARCHAR, line_number BIGINT,
-    column_name VARCHAR, reason VARCHAR, raw_record VARCHAR);
-"""
+
+def schema() -> str:
+    """The data-quality tables the extract copies, typed as the pipeline's catalog types them."""
+    ddl = ["SET TimeZone = 'UTC';", "CREATE SCHEMA IF NOT EXISTS finbi;"]
+    for name in ("ingest_log", "quarantine"):
+        columns = ", ".join(f"{c} {t}" for c, t in TABLES[name].columns.items())
+        ddl.append(f"CREATE TABLE finbi.{name} ({columns});")
+    return "\n".join(ddl)
+
 
 # pow(random(), k) with k > 1 piles ids up near 0: a few heavy users and best-selling items.
 INTERACTIONS = """
@@ -92,7 +91,7 @@ FROM (
 
 def generate_warehouse(path: Path, events: int) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
-    con.execute(SCHEMA)
+    con.execute(schema())
     params = {"events": events, "users": max(events // 10, 1), "items": 50_000, "days": DAYS}
     con.execute(INTERACTIONS, params)
     params = {"sales": max(events // 20, 1), "users": params["users"], "items": 50_000}
@@ -149,7 +148,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--home", type=Path, help="keep warehouse and extract here")
+    parser.add_argument("--quick", action="store_true", help="200k events, 10 runs: a smoke test")
     args = parser.parse_args()
+    if args.quick:
+        args.events, args.repeat, args.warmup = 200_000, 10, 1
 
     with tempfile.TemporaryDirectory(prefix="finbi-bench-") as scratch:
         home = args.home or Path(scratch)

@@ -105,9 +105,8 @@ def main() -> None:
     if "sensor" not in args.skip:
         run("bench_sensor.py", *q, jsonl=jsonl)
     dashboard_out = ""
-    if "dashboard" not in args.skip and (BENCH_DIR / "bench_dashboard.py").exists():
-        dash = ["--events", "200000", "--repeat", "5"] if args.quick else []
-        cmd = [PYTHON, str(BENCH_DIR / "bench_dashboard.py"), *dash]
+    if "dashboard" not in args.skip:
+        cmd = [PYTHON, str(BENCH_DIR / "bench_dashboard.py"), *q]
         print("\n$ " + " ".join(cmd[1:]), flush=True)
         proc = subprocess.run(cmd, cwd=BENCH_DIR.parent, text=True, capture_output=True)
         dashboard_out = proc.stdout + (

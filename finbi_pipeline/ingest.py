@@ -8,6 +8,7 @@ Lake layout (keys):
   staging/<source>/<slug>.parquet      validated records of a staged upload, one per record
   staging/<source>/<slug>.json         its manifest (counts, status), until merged
   quarantine/<source>/<slug>.parquet   rejected records: line, column, reason, raw values
+                                       (only for uploads with rejected records)
   curated/<kind>/<date column>=<day>/<slug>.parquet   what each object key contributes
   ingest_log/<source>/<slug>@<version hash>.json     the reconciled counts of each upload
 """
