@@ -75,11 +75,23 @@ def column_bytes(home: Path, kind: str) -> dict[str, int]:
 
 def queries() -> list[tuple[str, str, str]]:
     found = [(f"analytics/{t}", sql_file(t), "athena") for t in ANALYTICS_TABLES]
-    try:
-        from finbi_pipeline.dashboard.extract import SERVING_TABLES
-    except ImportError:
-        SERVING_TABLES = ()
-    found += [(f"serving/{name}", sql, "duckdb") for name, sql in SERVING_TABLES]
+    from finbi_pipeline.dashboard.extract import SERVING_TABLES
+
+    # A full build's queries, with the placeholders the warehouse does not fill.
+    names = {
+        "interactions": "finbi.interactions",
+        "sales": "finbi.sales",
+        "sales_orders": "build.sales_orders",
+        "scratch": "scratch",
+        "build": "build",
+        "version": 0,
+        "user_bucket": "0",
+        "event_type_type": "VARCHAR",
+        "source_type": "VARCHAR",
+    }
+    for table in SERVING_TABLES:
+        for name, sql in ((table.name, table.query), *table.staging):
+            found.append((f"serving/{name}", sql.format(**names), "duckdb"))
     return found
 
 

@@ -1,8 +1,11 @@
 """Serving extract: the local stand-in for QuickSight's SPICE dataset.
 
 The dashboard never reads the warehouse. The pipeline's dashboard-refresh asset calls
-`build_serving_extract`, which copies small, pre-aggregated tables out of `finbi.*` into a
-new DuckDB file and swaps it in atomically as `<dashboard_dir>/serving.duckdb`. So:
+`build_serving_extract`, which writes small, pre-aggregated tables from `finbi.*` into a
+new DuckDB file and swaps it in atomically as `<dashboard_dir>/serving.duckdb`. When the
+warehouse only gained uploads since the last refresh, the new file is a copy of the current
+one updated with the new uploads' rows: a refresh costs what is new, not what is stored.
+So:
 
 * the dashboard never holds a lock on the warehouse the pipeline writes to;
 * a reader sees either the old extract or the new one, never a half-written file
@@ -22,7 +25,9 @@ user's rows themselves (they are few).
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +36,11 @@ import duckdb
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
 # failing on an extract written by an older version.
-EXTRACT_VERSION = 2
+EXTRACT_VERSION = 3
+# A refresh builds the extract from scratch once the rows added incrementally since the
+# last full build exceed this share of it: appended rows sit in row groups of their own,
+# outside the per-user clustering, and a user lookup reads a little more with each append.
+FULL_BUILD_AFTER = 0.25
 
 # How the per-user tables (`user_events`, `sales_orders`, `sales_lines`) are clustered: by
 # `user_bucket`, this expression of `user_id`. A user's rows then share one bucket, which
@@ -51,36 +60,72 @@ _SCRATCH_ALIAS = "finbi_serving_scratch"
 # Above this many distinct values a column stays VARCHAR rather than becoming an ENUM.
 _MAX_ENUM_VALUES = 200
 
-# (table, query) in build order. Every query reads only the contract tables `finbi.*`.
+# How a refresh that only adds uploads brings each table up to date (see `ServingTable`).
+APPEND, SUM, RECOMPUTE, REBUILD = "append", "sum", "recompute", "rebuild"
+
+
+@dataclass(frozen=True)
+class ServingTable:
+    """One table of the extract.
+
+    `query` builds it from the relations `{interactions}`, `{sales}` (the warehouse's
+    `finbi.*` tables) and `{sales_orders}` (the extract's own, built earlier). `update` says
+    how a refresh that only adds uploads brings it up to date, reading only what is new:
+
+    * APPEND: insert the query's result over the new uploads' rows;
+    * SUM: re-aggregate the stored rows with the query's result over the new rows (`keys`
+      are the grouping columns, every other column is a sum);
+    * RECOMPUTE: delete the rows of every `keys[0]` value the new rows carry and recompute
+      them from all rows with those values;
+    * REBUILD: build it again (small tables).
+
+    `staging` are intermediate tables, built into a scratch database (alias `{scratch}`) just
+    before the table they feed and thrown away with it. Each step is then a single
+    aggregate, join or sort that DuckDB can spill to disk.
+    """
+
+    name: str
+    query: str
+    update: str
+    keys: tuple[str, ...] = ()
+    staging: tuple[tuple[str, str], ...] = ()
+
+
+# In build order. Every query reads only the contract tables `finbi.*` (through the
+# relations above) and tables built before it.
 # ORDER BY matters for speed: DuckDB keeps min/max per row group, so data sorted by the
 # column a query filters on lets it skip the rest of the table.
 # Stored money sums are cast back to DECIMAL(18, 4), the contract's own money type: per
 # order or per item and day they fit easily (a value that did not would fail the build,
 # never come out wrong), and summing 64-bit decimals is far faster than DuckDB's default
 # 128-bit DECIMAL(38, 4) sums (about 1 ms instead of 50 ms over 170k orders).
-SERVING_TABLES: tuple[tuple[str, str], ...] = (
-    (
+SERVING_TABLES: tuple[ServingTable, ...] = (
+    ServingTable(
         # Events per day x type x source: every interaction chart and KPI when no user is chosen.
         "events_daily",
         """
         SELECT event_date, event_type, source, count(*)::BIGINT AS event_count
-        FROM finbi.interactions
+        FROM {interactions}
         GROUP BY event_date, event_type, source
         ORDER BY event_date, event_type, source
         """,
+        SUM,
+        keys=("event_date", "event_type", "source"),
     ),
-    (
+    ServingTable(
         # Purchases per day x source x item: "top items by purchases" without a user filter.
         "item_purchases_daily",
         """
         SELECT event_date, source, item_id, count(*)::BIGINT AS purchases
-        FROM finbi.interactions
+        FROM {interactions}
         WHERE event_type = 'PURCHASE'
         GROUP BY event_date, source, item_id
         ORDER BY event_date, source, item_id
         """,
+        SUM,
+        keys=("event_date", "source", "item_id"),
     ),
-    (
+    ServingTable(
         # Every event, clustered by user bucket: the user filter and the user's timeline.
         # event_type and source are ENUMs of the values in events_daily (see `_enum_of`):
         # one byte instead of a string halves what the clustering sort moves and spills.
@@ -91,11 +136,12 @@ SERVING_TABLES: tuple[tuple[str, str], ...] = (
                event_type::{event_type_type} AS event_type,
                item_id,
                source::{source_type} AS source
-        FROM finbi.interactions
+        FROM {interactions}
         ORDER BY user_bucket
         """,
+        APPEND,
     ),
-    (
+    ServingTable(
         # One row per order x day x source (x user, x country): the smallest table on which
         # "orders = distinct order_id with a positive line" stays exact for any filter.
         # order_rows (how many rows the order has here, nearly always 1) lets queries count
@@ -119,13 +165,15 @@ SERVING_TABLES: tuple[tuple[str, str], ...] = (
                     AS gross_revenue,
                 coalesce(sum(-amount) FILTER (WHERE quantity < 0), 0)::DECIMAL(18, 4)
                     AS returns_value
-            FROM finbi.sales
+            FROM {sales}
             GROUP BY order_id, user_id, sale_date, source, country
         )
         ORDER BY user_bucket NULLS LAST
         """,
+        RECOMPUTE,
+        keys=("order_id",),
     ),
-    (
+    ServingTable(
         # Sales per day x source x item: "top items by revenue" without a user filter.
         "item_sales_daily",
         """
@@ -136,12 +184,14 @@ SERVING_TABLES: tuple[tuple[str, str], ...] = (
             coalesce(sum(quantity) FILTER (WHERE quantity > 0), 0)::BIGINT AS units,
             coalesce(sum(amount) FILTER (WHERE quantity > 0), 0)::DECIMAL(18, 4) AS gross_revenue,
             coalesce(sum(-amount) FILTER (WHERE quantity < 0), 0)::DECIMAL(18, 4) AS returns_value
-        FROM finbi.sales
+        FROM {sales}
         GROUP BY sale_date, source, item_id
         ORDER BY sale_date, source, item_id
         """,
+        SUM,
+        keys=("sale_date", "source", "item_id"),
     ),
-    (
+    ServingTable(
         # Sales lines of known customers, clustered by user bucket: a chosen user's items.
         # Guest lines (user_id NULL) cannot be chosen, so they are left out.
         "sales_lines",
@@ -149,14 +199,17 @@ SERVING_TABLES: tuple[tuple[str, str], ...] = (
         SELECT {user_bucket} AS user_bucket,
                user_id, order_id, item_id, quantity, unit_price, amount,
                sale_time, sale_date, country, source
-        FROM finbi.sales
+        FROM {sales}
         WHERE user_id IS NOT NULL
         ORDER BY user_bucket
         """,
+        APPEND,
     ),
-    (
+    ServingTable(
         # Every known user with all-time totals, most active first: the user picker's
-        # options and the drill-down's profile. From two staged tables (`STAGING`).
+        # options and the drill-down's profile. As one statement (an aggregate over every
+        # event, one over orders, a full join and a sort, all holding memory at once) it ran
+        # out of the warehouse connection's 1 GB at 100M events, hence the staging tables.
         "users",
         """
         SELECT
@@ -174,13 +227,54 @@ SERVING_TABLES: tuple[tuple[str, str], ...] = (
         FULL OUTER JOIN {scratch}.user_order_totals AS orders USING (user_id)
         ORDER BY events DESC, orders DESC, user_id
         """,
+        RECOMPUTE,
+        keys=("user_id",),
+        staging=(
+            (
+                "user_event_totals",
+                """
+                SELECT
+                    user_id,
+                    count(*)::BIGINT AS events,
+                    count(*) FILTER (WHERE event_type = 'VIEW')::BIGINT AS views,
+                    count(*) FILTER (WHERE event_type = 'ADD_TO_CART')::BIGINT AS add_to_carts,
+                    count(*) FILTER (WHERE event_type = 'PURCHASE')::BIGINT AS purchases,
+                    min(event_time) AS first_event_time,
+                    max(event_time) AS last_event_time
+                FROM {interactions}
+                GROUP BY user_id
+                """,
+            ),
+            (
+                # Two GROUP BYs rather than a grouped count(DISTINCT order_id), which DuckDB
+                # cannot spill to disk; over the per-order table, far smaller than sales.
+                "user_order_totals",
+                """
+                SELECT
+                    user_id,
+                    count(*) FILTER (WHERE positive)::BIGINT AS orders,
+                    sum(gross_revenue)::DECIMAL(18, 4) AS gross_revenue,
+                    sum(returns_value)::DECIMAL(18, 4) AS returns_value
+                FROM (
+                    SELECT user_id, order_id, bool_or(positive_lines > 0) AS positive,
+                           sum(gross_revenue) AS gross_revenue,
+                           sum(returns_value) AS returns_value
+                    FROM {sales_orders}
+                    WHERE user_id IS NOT NULL
+                    GROUP BY user_id, order_id
+                )
+                GROUP BY user_id
+                """,
+            ),
+        ),
     ),
-    (
+    ServingTable(
         # One row per upload: small by nature, copied as is for the data panel.
         "ingest_log",
         "SELECT * FROM finbi.ingest_log ORDER BY ingested_at, upload_id",
+        REBUILD,
     ),
-    (
+    ServingTable(
         # Quarantined rows can be many: the panel only needs counts per reason and an example.
         "quarantine_reasons",
         """
@@ -197,75 +291,55 @@ SERVING_TABLES: tuple[tuple[str, str], ...] = (
         GROUP BY source, column_name, reason
         ORDER BY rows DESC, source, reason
         """,
+        REBUILD,
     ),
-    (
+    ServingTable(
+        # The uploads whose rows the extract holds, and how many: what the next refresh
+        # compares with the warehouse to find what is new.
+        "extract_uploads",
+        "SELECT * FROM {scratch}.current_uploads ORDER BY kind, upload_id",
+        REBUILD,
+    ),
+    ServingTable(
         # One row describing the whole extract; written last so it sums up the tables above.
         "extract_info",
         """
         SELECT
             {version} AS extract_version,
             $refreshed_at::TIMESTAMP AS refreshed_at,
-            (SELECT count(*) FROM finbi.interactions)::BIGINT AS events,
-            (SELECT count(*) FROM finbi.sales)::BIGINT AS sales_lines,
+            $build_mode::VARCHAR AS build_mode,
+            $full_build_at::TIMESTAMP AS full_build_at,
+            $rows_since_full_build::BIGINT AS rows_since_full_build,
+            (SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads
+             WHERE kind = 'interactions')::BIGINT AS events,
+            (SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads
+             WHERE kind = 'sales')::BIGINT AS sales_lines,
             (SELECT count(*) FROM {build}.users)::BIGINT AS users,
             (SELECT count(*) FROM finbi.ingest_log)::BIGINT AS uploads,
             least(
-                (SELECT min(event_date) FROM finbi.interactions),
-                (SELECT min(sale_date) FROM finbi.sales)
+                (SELECT min(event_date) FROM {build}.events_daily),
+                (SELECT min(sale_date) FROM {build}.item_sales_daily)
             ) AS first_date,
             greatest(
-                (SELECT max(event_date) FROM finbi.interactions),
-                (SELECT max(sale_date) FROM finbi.sales)
+                (SELECT max(event_date) FROM {build}.events_daily),
+                (SELECT max(sale_date) FROM {build}.item_sales_daily)
             ) AS last_date
         """,
+        REBUILD,
     ),
 )
 
-
-# Intermediate tables, built into a scratch database (alias `{scratch}`) just before the
-# serving table they feed, and thrown away with it. Each step is then a single aggregate,
-# join or sort that DuckDB can spill to disk; as one statement, the `users` query (an
-# aggregate over every event, one over orders, a full join and a sort, all holding memory at
-# once) ran out of the warehouse connection's 1 GB at 100M events.
-STAGING: dict[str, tuple[tuple[str, str], ...]] = {
-    "users": (
-        (
-            "user_event_totals",
-            """
-            SELECT
-                user_id,
-                count(*)::BIGINT AS events,
-                count(*) FILTER (WHERE event_type = 'VIEW')::BIGINT AS views,
-                count(*) FILTER (WHERE event_type = 'ADD_TO_CART')::BIGINT AS add_to_carts,
-                count(*) FILTER (WHERE event_type = 'PURCHASE')::BIGINT AS purchases,
-                min(event_time) AS first_event_time,
-                max(event_time) AS last_event_time
-            FROM finbi.interactions
-            GROUP BY user_id
-            """,
-        ),
-        (
-            # Two GROUP BYs rather than a grouped count(DISTINCT order_id), which DuckDB
-            # cannot spill to disk; over the per-order table, already far smaller than sales.
-            "user_order_totals",
-            """
-            SELECT
-                user_id,
-                count(*) FILTER (WHERE positive)::BIGINT AS orders,
-                sum(gross_revenue)::DECIMAL(18, 4) AS gross_revenue,
-                sum(returns_value)::DECIMAL(18, 4) AS returns_value
-            FROM (
-                SELECT user_id, order_id, bool_or(positive_lines > 0) AS positive,
-                       sum(gross_revenue) AS gross_revenue, sum(returns_value) AS returns_value
-                FROM {build}.sales_orders
-                WHERE user_id IS NOT NULL
-                GROUP BY user_id, order_id
-            )
-            GROUP BY user_id
-            """,
-        ),
-    ),
-}
+# Rows per upload in the warehouse, built into the scratch database at the start of every
+# refresh: an upload's rows never change once merged (a new version of a key is a new
+# upload_id), so comparing this with the extract's `extract_uploads` tells what is new.
+CURRENT_UPLOADS = """
+    SELECT 'interactions' AS kind, upload_id, count(*)::BIGINT AS rows
+    FROM finbi.interactions GROUP BY upload_id
+    UNION ALL
+    SELECT 'sales' AS kind, upload_id, count(*)::BIGINT AS rows
+    FROM finbi.sales GROUP BY upload_id
+"""
+KINDS = ("interactions", "sales")
 
 
 def serving_path(home: Path | None = None) -> Path:
@@ -280,11 +354,18 @@ def serving_path(home: Path | None = None) -> Path:
 
 
 def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: Path) -> dict:
-    """Write a fresh serving extract from the warehouse and swap it in atomically.
+    """Bring the serving extract up to date with the warehouse and swap it in atomically.
+
+    When the warehouse only gained uploads since the last refresh, a copy of the current
+    extract is updated with the new uploads' rows (each table as its `update` says), so a
+    refresh costs in proportion to what is new. Otherwise (no extract yet, an upload
+    replaced or removed, new event types or sources, another extract version, or more rows
+    added since the last full build than `FULL_BUILD_AFTER` of the extract) it is built
+    from scratch, which also restores the per-user tables' clustering.
 
     `warehouse` is an open connection to the warehouse (schema `finbi`); it is only read.
-    Returns metadata for the Dagster asset: path, bytes, refreshed_at (ISO, UTC) and the
-    row count of every serving table.
+    Returns metadata for the Dagster asset: path, bytes, refreshed_at (ISO, UTC), how it
+    was built and why, and the row count of every serving table.
     """
     dashboard_dir = Path(dashboard_dir)
     dashboard_dir.mkdir(parents=True, exist_ok=True)
@@ -292,12 +373,10 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
     # A unique temporary name: two refreshes running at once never write the same file,
     # and the last one to finish wins the swap.
     temporary = dashboard_dir / f".{SERVING_FILENAME}.{uuid.uuid4().hex}.tmp"
-    refreshed_at = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, like the warehouse
-
     # Staging tables go to a scratch file beside it, deleted at the end either way.
     scratch = temporary.with_name(temporary.name + ".scratch")
+    refreshed_at = datetime.now(UTC).replace(tzinfo=None)  # naive UTC, like the warehouse
 
-    row_counts: dict[str, int] = {}
     # Every serving table's order is set by its own ORDER BY (or does not matter), so DuckDB
     # need not keep the order rows are read in: it then writes in parallel, with less memory.
     # The setting belongs to the caller's connection, so it is put back afterwards.
@@ -306,22 +385,28 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
     ).fetchone()
     warehouse.execute("SET preserve_insertion_order = false")
     try:
-        _attach(warehouse, temporary, _BUILD_ALIAS)
         _attach(warehouse, scratch, _SCRATCH_ALIAS)
-        for table, query in SERVING_TABLES:
-            for staged, staging_query in STAGING.get(table, ()):
-                warehouse.execute(
-                    f"CREATE TABLE {_SCRATCH_ALIAS}.{staged} AS "
-                    + _render(warehouse, staging_query)
-                )
-            sql = _render(warehouse, query)
-            params = {"refreshed_at": refreshed_at} if "$refreshed_at" in sql else None
-            warehouse.execute(f"CREATE TABLE {_BUILD_ALIAS}.{table} AS {sql}", params)
-            row_counts[table] = warehouse.execute(
-                f"SELECT count(*) FROM {_BUILD_ALIAS}.{table}"
+        warehouse.execute(f"CREATE TABLE {_SCRATCH_ALIAS}.current_uploads AS {CURRENT_UPLOADS}")
+        plan = _start_build(warehouse, target, temporary)
+        if plan.mode == "full":
+            plan.full_build_at = refreshed_at
+        else:
+            _find_affected_keys(warehouse, plan)
+        row_counts = {}
+        for table in SERVING_TABLES:
+            params = {
+                "refreshed_at": refreshed_at,
+                "build_mode": plan.mode,
+                "full_build_at": plan.full_build_at,
+                "rows_since_full_build": plan.rows_since_full_build,
+            }
+            if plan.mode == "full" or table.update == REBUILD:
+                _build(warehouse, table, params)
+            else:
+                _update(warehouse, table, plan)
+            row_counts[table.name] = warehouse.execute(
+                f"SELECT count(*) FROM {_BUILD_ALIAS}.{table.name}"
             ).fetchone()[0]
-            for staged, _ in STAGING.get(table, ()):
-                warehouse.execute(f"DROP TABLE {_SCRATCH_ALIAS}.{staged}")
         warehouse.execute(f"DETACH {_SCRATCH_ALIAS}")
         # DETACH checkpoints: the file is complete and self-contained (no WAL) afterwards.
         warehouse.execute(f"DETACH {_BUILD_ALIAS}")
@@ -342,17 +427,183 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
         "path": str(target),
         "bytes": target.stat().st_size,
         "refreshed_at": refreshed_at.isoformat() + "Z",
+        "build_mode": plan.mode,
+        "build_reason": plan.reason,
+        "uploads_added": sum(len(ids) for ids in plan.new_uploads.values()),
         "row_counts": row_counts,
     }
 
 
-def _attach(warehouse: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
-    quoted_path = str(path).replace("'", "''")  # ATTACH takes no bound parameter
-    warehouse.execute(f"ATTACH '{quoted_path}' AS {alias}")
+@dataclass
+class _Plan:
+    """How this refresh builds the extract, and from what."""
+
+    mode: str  # "full" | "incremental"
+    reason: str
+    new_uploads: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    full_build_at: datetime | None = None
+    rows_since_full_build: int = 0
 
 
-def _render(warehouse: duckdb.DuckDBPyConnection, query: str) -> str:
-    """A build query with its placeholders filled in."""
+def _start_build(warehouse: duckdb.DuckDBPyConnection, target: Path, temporary: Path) -> _Plan:
+    """Attach the extract under construction as `_BUILD_ALIAS`: a copy of the current one
+    when it can be updated in place, else a new, empty database."""
+    if not target.exists():
+        plan = _Plan("full", "no extract yet")
+    else:
+        shutil.copyfile(target, temporary)
+        _attach(warehouse, temporary, _BUILD_ALIAS)
+        plan = _plan_update(warehouse)
+        if plan.mode == "incremental":
+            return plan
+        warehouse.execute(f"DETACH {_BUILD_ALIAS}")
+        temporary.unlink()
+    _attach(warehouse, temporary, _BUILD_ALIAS)
+    return plan
+
+
+def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
+    """Compare the extract attached as `_BUILD_ALIAS` with the warehouse: an incremental
+    plan when the warehouse only gained uploads, else a full one that says why."""
+    build, scratch = _BUILD_ALIAS, _SCRATCH_ALIAS
+    try:
+        version, full_build_at, since = warehouse.execute(
+            f"SELECT extract_version, full_build_at, rows_since_full_build "
+            f"FROM {build}.extract_info"
+        ).fetchone()
+    except duckdb.Error:
+        version = None
+    if version != EXTRACT_VERSION:
+        return _Plan("full", "the extract was written by another version of FinBI")
+    (gone,) = warehouse.execute(
+        f"SELECT count(*) FROM (SELECT * FROM {build}.extract_uploads "
+        f"EXCEPT SELECT * FROM {scratch}.current_uploads)"
+    ).fetchone()
+    if gone:
+        return _Plan("full", f"{gone} upload(s) replaced or removed since the last refresh")
+    new = warehouse.execute(
+        f"SELECT kind, upload_id, rows FROM {scratch}.current_uploads "
+        f"ANTI JOIN {build}.extract_uploads USING (kind, upload_id)"
+    ).fetchall()
+    (held,) = warehouse.execute(
+        f"SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads"
+    ).fetchone()
+    added = sum(rows for _, _, rows in new)
+    since += added
+    if since > FULL_BUILD_AFTER * (held + added):
+        return _Plan(
+            "full",
+            f"{since:,} rows added since the last full build, over {FULL_BUILD_AFTER:.0%} of "
+            "the extract: rebuilt to restore the per-user tables' clustering",
+        )
+    plan = _Plan("incremental", f"{len(new)} new upload(s)", full_build_at=full_build_at)
+    plan.rows_since_full_build = since
+    for kind, upload_id, _ in new:
+        plan.new_uploads[kind].append(upload_id)
+    # user_events stores event types and sources as ENUMs of the values it was built with.
+    delta = _delta_relation("interactions", plan.new_uploads["interactions"])
+    (unseen,) = warehouse.execute(
+        f"SELECT count(*) FROM (SELECT DISTINCT event_type, source FROM {delta}) AS d "
+        f"WHERE event_type NOT IN (SELECT event_type FROM {build}.events_daily) "
+        f"OR source NOT IN (SELECT source FROM {build}.events_daily)"
+    ).fetchone()
+    if unseen:
+        return _Plan("full", "new event types or sources")
+    return plan
+
+
+def _delta_relation(kind: str, upload_ids: list[str]) -> str:
+    """The rows of `finbi.<kind>` that these uploads added."""
+    if not upload_ids:
+        return f"(SELECT * FROM finbi.{kind} WHERE false)"
+    ids = ", ".join("'" + upload_id.replace("'", "''") + "'" for upload_id in upload_ids)
+    return f"(SELECT * FROM finbi.{kind} WHERE upload_id IN ({ids}))"
+
+
+def _find_affected_keys(warehouse: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
+    """Scratch tables `affected_<key>`: the keys whose RECOMPUTE rows the new rows change."""
+    interactions, sales = (_delta_relation(k, plan.new_uploads[k]) for k in KINDS)
+    warehouse.execute(
+        f"CREATE TABLE {_SCRATCH_ALIAS}.affected_user_id AS SELECT DISTINCT user_id FROM "
+        f"(SELECT user_id FROM {interactions} UNION ALL SELECT user_id FROM {sales}) "
+        "WHERE user_id IS NOT NULL"
+    )
+    warehouse.execute(
+        f"CREATE TABLE {_SCRATCH_ALIAS}.affected_order_id AS SELECT DISTINCT order_id FROM {sales}"
+    )
+
+
+def _build(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, params: dict) -> None:
+    """(Re)create `table` in the extract from every row of the warehouse."""
+    relations = {
+        "interactions": "finbi.interactions",
+        "sales": "finbi.sales",
+        "sales_orders": f"{_BUILD_ALIAS}.sales_orders",
+    }
+    sql = _render(warehouse, table.query, relations, table.staging)
+    warehouse.execute(f"DROP TABLE IF EXISTS {_BUILD_ALIAS}.{table.name}")
+    warehouse.execute(
+        f"CREATE TABLE {_BUILD_ALIAS}.{table.name} AS {sql}", params if "$" in sql else None
+    )
+    _drop_staging(warehouse, table)
+
+
+def _update(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Plan) -> None:
+    """Bring `table` up to date with the new uploads' rows, as its `update` says."""
+    target = f"{_BUILD_ALIAS}.{table.name}"
+    if table.update == RECOMPUTE:
+        (key,) = table.keys
+        affected = f"{_SCRATCH_ALIAS}.affected_{key}"
+        if not warehouse.execute(f"SELECT count(*) FROM {affected}").fetchone()[0]:
+            return
+        restricted = f"WHERE {key} IN (SELECT {key} FROM {affected})"
+        relations = {
+            "interactions": f"(SELECT * FROM finbi.interactions {restricted})",
+            "sales": f"(SELECT * FROM finbi.sales {restricted})",
+            "sales_orders": f"(SELECT * FROM {_BUILD_ALIAS}.sales_orders {restricted})",
+        }
+        sql = _render(warehouse, table.query, relations, table.staging)
+        warehouse.execute(f"DELETE FROM {target} {restricted}")
+        warehouse.execute(f"INSERT INTO {target} {sql}")
+        _drop_staging(warehouse, table)
+        return
+    reads = [kind for kind in KINDS if "{" + kind + "}" in table.query]
+    if not any(plan.new_uploads[kind] for kind in reads):
+        return
+    relations = {kind: _delta_relation(kind, plan.new_uploads[kind]) for kind in KINDS}
+    sql = _render(warehouse, table.query, relations)
+    if table.update == APPEND:
+        warehouse.execute(f"INSERT INTO {target} {sql}")
+        return
+    # SUM: the stored rows and the new rows' aggregate, grouped again.
+    columns = warehouse.execute(f"DESCRIBE {target}").fetchall()
+    sums = ", ".join(
+        f"sum({name})::{column_type} AS {name}"
+        for name, column_type, *_ in columns
+        if name not in table.keys
+    )
+    keys = ", ".join(table.keys)
+    warehouse.execute(
+        f"CREATE TABLE {target}__merged AS SELECT {keys}, {sums} "
+        f"FROM (SELECT * FROM {target} UNION ALL BY NAME SELECT * FROM ({sql})) "
+        f"GROUP BY {keys} ORDER BY {keys}"
+    )
+    warehouse.execute(f"DROP TABLE {target}")
+    warehouse.execute(f"ALTER TABLE {target}__merged RENAME TO {table.name}")
+
+
+def _render(
+    warehouse: duckdb.DuckDBPyConnection,
+    query: str,
+    relations: dict[str, str],
+    staging: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """A build query with its placeholders filled in; its staging tables built first."""
+    for name, staging_query in staging:
+        warehouse.execute(
+            f"CREATE TABLE {_SCRATCH_ALIAS}.{name} AS "
+            + _render(warehouse, staging_query, relations)
+        )
     enums = {}
     if "{event_type_type}" in query:
         enums = {
@@ -364,8 +615,19 @@ def _render(warehouse: duckdb.DuckDBPyConnection, query: str) -> str:
         scratch=_SCRATCH_ALIAS,
         version=EXTRACT_VERSION,
         user_bucket=USER_BUCKET.format("user_id"),
+        **relations,
         **enums,
     )
+
+
+def _drop_staging(warehouse: duckdb.DuckDBPyConnection, table: ServingTable) -> None:
+    for name, _ in table.staging:
+        warehouse.execute(f"DROP TABLE {_SCRATCH_ALIAS}.{name}")
+
+
+def _attach(warehouse: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
+    quoted_path = str(path).replace("'", "''")  # ATTACH takes no bound parameter
+    warehouse.execute(f"ATTACH '{quoted_path}' AS {alias}")
 
 
 def _enum_of(warehouse: duckdb.DuckDBPyConnection, table: str, column: str) -> str:

@@ -6,6 +6,7 @@ fills it. The expected figures below are worked out by hand from the rows.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -122,23 +123,34 @@ def create_warehouse() -> duckdb.DuckDBPyConnection:
     """
     con = create_empty_warehouse()
     add_events(con, EVENTS)
-    for order_id, user_id, item_id, quantity, price, when, country, source in SALES:
-        con.execute(
-            "INSERT INTO finbi.sales VALUES (?, ?, ?, ?, ?::DECIMAL(18, 4), "
-            "(? * ?::DECIMAL(18, 4))::DECIMAL(18, 4), ?::TIMESTAMP, ?::DATE, ?, ?, 'up-2')",
-            [order_id, user_id, item_id, quantity, price, quantity, price, when, when[:10],
-             country, source],
-        )  # fmt: skip
+    add_sales(con, SALES)
     con.executemany("INSERT INTO finbi.ingest_log VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", INGEST_LOG)
     con.executemany("INSERT INTO finbi.quarantine VALUES (?,?,?,?,?,?,?)", QUARANTINE)
     return con
 
 
-def add_events(con: duckdb.DuckDBPyConnection, events) -> None:
+def add_events(con: duckdb.DuckDBPyConnection, events) -> str:
+    """Add `events` as a new upload, as the pipeline would; return its upload_id."""
+    upload_id = f"raw/interactions/{uuid.uuid4().hex}.csv@v1"
     con.executemany(
-        "INSERT INTO finbi.interactions VALUES (?, ?, ?, ?::TIMESTAMP, ?::DATE, ?, 'up-1')",
-        [(u, i, t, when, when[:10], s) for u, i, t, when, s in events],
+        "INSERT INTO finbi.interactions VALUES (?, ?, ?, ?::TIMESTAMP, ?::DATE, ?, ?)",
+        [(u, i, t, when, when[:10], s, upload_id) for u, i, t, when, s in events],
     )
+    return upload_id
+
+
+def add_sales(con: duckdb.DuckDBPyConnection, lines) -> str:
+    """Add sales `lines` (shaped like SALES) as a new upload; return its upload_id."""
+    upload_id = f"raw/sales/{uuid.uuid4().hex}.csv@v1"
+    con.executemany(
+        "INSERT INTO finbi.sales VALUES "
+        "(?, ?, ?, ?, ?::DECIMAL(18, 4), ?::DECIMAL(18, 4) * ?, ?::TIMESTAMP, ?::DATE, ?, ?, ?)",
+        [
+            (o, u, i, q, price, price, q, when, when[:10], country, source, upload_id)
+            for o, u, i, q, price, when, country, source in lines
+        ],
+    )
+    return upload_id
 
 
 def refresh(con: duckdb.DuckDBPyConnection, home: Path) -> dict:

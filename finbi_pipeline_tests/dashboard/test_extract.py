@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import date, datetime
 
 import duckdb
 import pytest
 
+from finbi_pipeline.dashboard import extract as extract_module
 from finbi_pipeline.dashboard import queries
-from finbi_pipeline.dashboard.extract import SERVING_TABLES, serving_path
+from finbi_pipeline.dashboard.extract import SERVING_TABLES, build_serving_extract, serving_path
 
-from ._warehouse import FIRST_DAY, LAST_DAY, add_events, create_empty_warehouse, refresh
+from ._warehouse import (
+    FIRST_DAY,
+    LAST_DAY,
+    add_events,
+    add_sales,
+    create_empty_warehouse,
+    refresh,
+)
 
 ALL = queries.Filters(FIRST_DAY, LAST_DAY)
 MORE_VIEWS = [("u9", "i1", "VIEW", "2024-03-05 20:00", "web")] * 5
@@ -32,7 +41,7 @@ def test_metadata(warehouse, finbi_home):
     assert meta["path"] == str(path)
     assert meta["bytes"] == path.stat().st_size
     assert datetime.fromisoformat(meta["refreshed_at"].removesuffix("Z"))
-    assert set(meta["row_counts"]) == {table for table, _ in SERVING_TABLES}
+    assert set(meta["row_counts"]) == {table.name for table in SERVING_TABLES}
     assert meta["row_counts"]["user_events"] == 14
     assert meta["row_counts"]["events_daily"] == 12
     assert meta["row_counts"]["extract_info"] == 1
@@ -94,3 +103,104 @@ def test_empty_warehouse_gives_an_empty_extract(finbi_home):
     dims = queries.dimensions(con)
     assert dims.is_empty
     assert (dims.first_date, dims.last_date) == (None, None)
+
+
+# --- incremental refreshes -------------------------------------------------------------------
+
+NEW_EVENTS = [
+    ("u1", "i2", "PURCHASE", "2024-03-05 19:00", "web"),  # a known user, a known day
+    ("u8", "i4", "VIEW", "2024-03-06 09:00", "app"),  # a new user on a new day
+    ("u8", "i4", "PURCHASE", "2024-03-06 09:30", "app"),
+]
+NEW_SALES = [
+    ("o1", "u1", "i3", 1, "7.25", "2024-03-02 08:00", "UK", "shop"),  # a new line, old order
+    ("o5", "u8", "i4", 2, "3.10", "2024-03-06 09:30", "FR", "pos"),
+    ("o6", None, "i4", 1, "3.10", "2024-03-06 10:00", "FR", "pos"),  # a guest
+]
+
+
+def extract_tables(path) -> dict[str, list]:
+    """Every serving table's rows, sorted; extract_info without its build bookkeeping."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = {}
+        for table in SERVING_TABLES:
+            columns = "* EXCLUDE (refreshed_at, build_mode, full_build_at, rows_since_full_build)"
+            select = columns if table.name == "extract_info" else "*"
+            tables[table.name] = con.execute(
+                f"SELECT {select} FROM {table.name} ORDER BY ALL"
+            ).fetchall()
+        return tables
+    finally:
+        con.close()
+
+
+def assert_same_as_a_full_build(warehouse, finbi_home, tmp_path):
+    full = build_serving_extract(warehouse, tmp_path / f"full-build-{uuid.uuid4().hex}")
+    assert full["build_mode"] == "full"
+    assert extract_tables(serving_path(finbi_home)) == extract_tables(full["path"])
+
+
+def test_new_uploads_are_added_in_place_with_what_a_full_build_gives(
+    warehouse, finbi_home, tmp_path
+):
+    first = refresh(warehouse, finbi_home)
+    assert (first["build_mode"], first["build_reason"]) == ("full", "no extract yet")
+    add_events(warehouse, NEW_EVENTS)
+    add_sales(warehouse, NEW_SALES)
+    meta = refresh(warehouse, finbi_home)
+    assert (meta["build_mode"], meta["uploads_added"]) == ("incremental", 2)
+    assert_same_as_a_full_build(warehouse, finbi_home, tmp_path)
+    con = queries.reader(queries.open_extract(serving_path(finbi_home)))
+    assert queries.kpis(con, queries.Filters(FIRST_DAY, date(2024, 3, 6))).views == 10
+    # Nothing new: still incremental, and nothing changes.
+    again = refresh(warehouse, finbi_home)
+    assert (again["build_mode"], again["uploads_added"]) == ("incremental", 0)
+    assert_same_as_a_full_build(warehouse, finbi_home, tmp_path)
+
+
+def test_only_new_sales_leave_the_interaction_tables_alone(warehouse, finbi_home, tmp_path):
+    refresh(warehouse, finbi_home)
+    add_sales(warehouse, NEW_SALES)
+    assert refresh(warehouse, finbi_home)["build_mode"] == "incremental"
+    assert_same_as_a_full_build(warehouse, finbi_home, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            "DELETE FROM finbi.interactions WHERE user_id = 'u3'",
+            "1 upload(s) replaced or removed since the last refresh",
+        ),
+        ("new event type", "new event types or sources"),
+        ("new source", "new event types or sources"),
+        ("many rows", "rows added since the last full build, over 25% of the extract"),
+    ],
+)
+def test_what_cannot_be_added_in_place_rebuilds_in_full(
+    warehouse, finbi_home, tmp_path, change, reason
+):
+    refresh(warehouse, finbi_home)
+    if change == "new event type":
+        add_events(warehouse, [("u1", "i1", "WISHLIST", "2024-03-05 19:00", "web")])
+    elif change == "new source":
+        add_events(warehouse, [("u1", "i1", "VIEW", "2024-03-05 19:00", "kiosk")])
+    elif change == "many rows":
+        add_events(warehouse, NEW_EVENTS * 3)  # 9 rows on top of 20: 31% > 25%
+    else:
+        warehouse.execute(change)
+    meta = refresh(warehouse, finbi_home)
+    assert meta["build_mode"] == "full"
+    assert reason in meta["build_reason"]
+    assert_same_as_a_full_build(warehouse, finbi_home, tmp_path)
+
+
+def test_an_extract_of_another_version_is_rebuilt(warehouse, finbi_home, monkeypatch):
+    refresh(warehouse, finbi_home)
+    monkeypatch.setattr(extract_module, "EXTRACT_VERSION", extract_module.EXTRACT_VERSION + 1)
+    meta = refresh(warehouse, finbi_home)
+    assert meta["build_reason"] == "the extract was written by another version of FinBI"
+    assert queries.extract_info(duckdb.connect(meta["path"], read_only=True))[
+        "extract_version"
+    ] == (extract_module.EXTRACT_VERSION)
