@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import zlib
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -138,14 +139,15 @@ def stage_upload(
     head = lake.read_bytes(upload.key, max_bytes=SNIFF_BYTES)
     compression = "gzip" if head[:2] == b"\x1f\x8b" else None
     try:
-        _check_readable(upload, source, head, compression)
+        header = _check_readable(upload, source, head, compression)
     except UnreadableFile as exc:
         return _reject_whole_file(upload, source, lake, report, str(exc), compression)
 
     staged = lake.uri(staging_key(upload, "parquet"))
+    uri = lake.uri(upload.key)
     try:
         session.register_csv(
-            "raw_records", source, lake.uri(upload.key), compression, line_numbers=False
+            "raw_records", source, uri, compression, line_numbers=False, header=header
         )
         stats = session.write_parquet(validation_sql(source, "raw_records", now), staged)
     except UnreadableInput as exc:
@@ -160,7 +162,7 @@ def stage_upload(
     if len(reasons):
         # Physical lines need a second, sequential pass that numbers the records: only
         # files with rejected values pay for it.
-        session.register_csv("numbered", source, lake.uri(upload.key), compression)
+        session.register_csv("numbered", source, uri, compression, header=header)
         rejected = f"({validation_sql(source, 'numbered', now)})"
     value_rejects = 0
     if len(reasons) or parser_rejects:
@@ -178,8 +180,11 @@ def stage_upload(
     return report
 
 
-def _check_readable(upload: Upload, source: SourceSpec, head: bytes, compression) -> None:
-    """Raise UnreadableFile for an empty file, an undecodable header or missing columns."""
+def _check_readable(
+    upload: Upload, source: SourceSpec, head: bytes, compression
+) -> list[str] | None:
+    """The file's header (None without one); UnreadableFile for an empty file, an
+    undecodable header or missing columns."""
     where = f"{upload.key}"
     if compression == "gzip":
         head = zlib.decompressobj(wbits=31).decompress(head)
@@ -187,7 +192,7 @@ def _check_readable(upload: Upload, source: SourceSpec, head: bytes, compression
         raise UnreadableFile(f"{where}: empty file (no header and no rows)")
     _check_line_endings(where, head, source.csv.quote)
     if not source.csv.header:
-        return
+        return None
     first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
     encoding = "utf-8-sig" if source.csv.encoding == "utf-8" else source.csv.encoding
     try:
@@ -197,7 +202,9 @@ def _check_readable(upload: Upload, source: SourceSpec, head: bytes, compression
             f"{where}: line 1, column {exc.start + 1}: the header is not valid "
             f"{source.csv.encoding} (byte 0x{first_line[exc.start]:02x})"
         ) from exc
-    header = next(csv.reader(io.StringIO(text), delimiter=source.csv.delimiter))
+    header = next(
+        csv.reader(io.StringIO(text), delimiter=source.csv.delimiter, quotechar=source.csv.quote)
+    )
     missing = [column for column in source.required_columns if column not in header]
     if missing:
         hint = _delimiter_hint(text, source)
@@ -205,6 +212,7 @@ def _check_readable(upload: Upload, source: SourceSpec, head: bytes, compression
             f"{where}: line 1: missing required column(s) {', '.join(map(repr, missing))}; "
             f"the header has {len(header)} column(s) {header!r}{hint}"
         )
+    return header
 
 
 def _check_line_endings(where: str, head: bytes, quote: str) -> None:
@@ -363,14 +371,15 @@ def merge_staged(
 ) -> list[UploadReport]:
     """Merge every pending staged upload of `kind` into `curated/<kind>/`, in order."""
     merged = []
+    curated = CuratedFiles(lake, kind)
     with engine.session() as session:
         for report in pending_manifests(lake, sources):
             upload = Upload.from_partition_key(report.upload_id)
             if report.status == "rejected":
                 # The key's new content is unreadable: it no longer contributes anything.
-                lake.delete(_key_files(lake, kind, upload))
+                curated.replace(upload, [])
             else:
-                _merge_one(kind, upload, report, lake, session)
+                _merge_one(kind, upload, report, lake, session, curated)
                 report.status = "ingested"
             report.ingested_at = now.isoformat()
             lake.write_bytes(ingest_log_key(upload), json.dumps(asdict(report)).encode())
@@ -379,14 +388,50 @@ def merge_staged(
     return merged
 
 
+class CuratedFiles:
+    """The curated files of a kind, listed once per merge and kept current as it writes
+    (listing them for every upload made a batch of many small uploads quadratic)."""
+
+    def __init__(self, lake: Lake, kind: str):
+        self.lake, self.kind = lake, kind
+        self.by_day: dict[str, set[str]] = defaultdict(set)  # "<date column>=<day>" -> keys
+        for obj in lake.list_objects(f"curated/{kind}/"):
+            folder = obj.key.split("/")[-2]
+            if not folder.startswith(".tmp-"):
+                self.by_day[folder].add(obj.key)
+
+    def of_upload(self, upload: Upload) -> list[str]:
+        """The files holding what an object key contributes (any version)."""
+        suffix = f"/{upload.slug}.parquet"
+        return [key for keys in self.by_day.values() for key in keys if key.endswith(suffix)]
+
+    def on_days(self, days: list) -> list[str]:
+        """The files of every upload on these days: what a merge can collide with."""
+        folders = [f"{DATE_COLUMN[self.kind]}={day:%Y-%m-%d}" for day in days]
+        return sorted(key for folder in folders for key in self.by_day.get(folder, ()))
+
+    def replace(self, upload: Upload, written: list[str]) -> None:
+        """Record that `written` now holds what the key contributes; delete its other files."""
+        stale = [key for key in self.of_upload(upload) if key not in written]
+        self.lake.delete(stale)
+        for key in stale:
+            self.by_day[key.split("/")[-2]].discard(key)
+        for key in written:
+            self.by_day[key.split("/")[-2]].add(key)
+
+
 def _merge_one(
-    kind: str, upload: Upload, report: UploadReport, lake: Lake, session: EngineSession
+    kind: str,
+    upload: Upload,
+    report: UploadReport,
+    lake: Lake,
+    session: EngineSession,
+    curated: CuratedFiles,
 ) -> None:
     """Write what this upload's key contributes, replacing what an older version did."""
     date_column = DATE_COLUMN[kind]
     prefix = f"curated/{kind}/"
     staged = lake.uri(staging_key(upload, "parquet"))
-    before = _key_files(lake, kind, upload)
     days = session.fetch(
         f"SELECT DISTINCT {date_column} AS day FROM read_parquet({literal(staged)}) "
         f"WHERE reject_reason IS NULL AND {date_column} IS NOT NULL"
@@ -400,10 +445,11 @@ def _merge_one(
     # 4,075) exhausts the memory limit in one statement.
     for start in range(0, max(len(days), 1), MERGE_DAYS):
         batch = days[start : start + MERGE_DAYS]
+        existing = [lake.uri(key) for key in curated.on_days(batch)]
         sql = curation_sql(
             kind,
             staged=f"read_parquet({literal(staged)})",
-            existing=_curated_relation(session, lake, kind, batch),
+            existing=session.parquet_relation(existing, CURATED_COLUMNS[kind]),
             source=report.source,
             upload_id=upload.upload_id,
             key_prefix=f"{upload.key}@",
@@ -421,24 +467,7 @@ def _merge_one(
         target = f"{prefix}{day_folder}/{upload.slug}.parquet"
         lake.move(obj.key, target)
         written.append(target)
-    lake.delete([key for key in before if key not in written])
+    curated.replace(upload, written)
     valid = report.rows_read - report.rows_quarantined
     report.rows_accepted = accepted
     report.rows_duplicate = valid - accepted
-
-
-def _key_files(lake: Lake, kind: str, upload: Upload) -> list[str]:
-    """The curated files holding what an object key contributes (any version)."""
-    suffix = f"/{upload.slug}.parquet"
-    return [o.key for o in lake.list_objects(f"curated/{kind}/") if o.key.endswith(suffix)]
-
-
-def _curated_relation(session: EngineSession, lake: Lake, kind: str, days: list) -> str:
-    """The curated table's rows on `days` only, so a merge reads what it can collide with."""
-    date_column = DATE_COLUMN[kind]
-    files = [
-        lake.uri(obj.key)
-        for day in sorted(days)
-        for obj in lake.list_objects(f"curated/{kind}/{date_column}={day:%Y-%m-%d}/")
-    ]
-    return session.parquet_relation(files, CURATED_COLUMNS[kind])

@@ -16,18 +16,26 @@ from finbi_pipeline.metadata import markdown_preview, table_metadata
 from finbi_pipeline.resources.engine import QueryEngine
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.resources.sources_resource import SourcesResource
+from finbi_pipeline.uploads import Upload
 
 
 def _curate(kind: str, context, lake: Lake, engine: QueryEngine, sources: SourcesResource):
     merged = merge_staged(kind, sources.of_kind(kind), lake, engine, dt.datetime.now(dt.UTC))
-    files = [lake.uri(o.key) for o in lake.list_objects(f"curated/{kind}/")]
+    keys = [o.key for o in lake.list_objects(f"curated/{kind}/")]
+    # Reconciling reads only the merged uploads' files (a key's files end in its slug), so
+    # the check costs what is new; the total row count comes from Parquet footers.
+    merged_files = {f"/{Upload.from_partition_key(r.upload_id).slug}.parquet" for r in merged}
     columns = {**CURATED_COLUMNS[kind], DATE_COLUMN[kind]: "DATE"}
     with engine.session() as session:
-        relation = session.parquet_relation(files, CURATED_COLUMNS[kind])
+        relation = session.parquet_relation([lake.uri(k) for k in keys], CURATED_COLUMNS[kind])
         row_count = int(session.fetch(f"SELECT COUNT(*) AS n FROM {relation}")["n"].iloc[0])
         preview = session.fetch(f"SELECT * FROM {relation} LIMIT 10")
+        new_rows = session.parquet_relation(
+            [lake.uri(k) for k in keys if k[k.rfind("/") :] in merged_files],
+            CURATED_COLUMNS[kind],
+        )
         stored = session.fetch(
-            f"SELECT upload_id, COUNT(*) AS n FROM {relation} GROUP BY upload_id"
+            f"SELECT upload_id, COUNT(*) AS n FROM {new_rows} GROUP BY upload_id"
         )
     # Reconcile against what the curated files hold, not just the merge's own arithmetic.
     stored_rows = dict(zip(stored["upload_id"], stored["n"], strict=True))

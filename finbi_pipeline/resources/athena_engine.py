@@ -268,9 +268,10 @@ class AthenaSession(EngineSession):
         uri: str,
         compression: str | None,
         line_numbers: bool = True,
+        header: list[str] | None = None,
     ) -> None:
         key = self.lake.key_of(uri)
-        file_columns = list(source.csv.names) or self._csv_header(key, source)
+        file_columns = list(source.csv.names) or header or self._csv_header(key, source)
         table = self._scratch_name("csv", uri)
         folder = self.lake.uri(key.rsplit("/", 1)[0] + "/")
         self._create_scratch(csv_table_input(table, folder, len(file_columns), source.csv))
