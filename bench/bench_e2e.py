@@ -199,7 +199,6 @@ def main() -> None:
         assert "status: ok" in m.stdout, m.stdout + m.stderr[-2000:]
         inc_file.unlink()
         print(f"incremental ({inc_rows:,} rows): {m.seconds:.2f} s, peak {mib(m.peak_rss):.0f} MiB")
-        print_steps(m.stderr)
         rec.add(
             f"incremental {label}: +1% upload, finbi run wall",
             m.seconds,

@@ -21,8 +21,12 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
+import uuid
 import zlib
 from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import pandas as pd
@@ -180,6 +184,43 @@ def stage_upload(
     return report
 
 
+# Uploads smaller than this are staged STAGING_WORKERS at a time, each worker with its own
+# engine session: a small file's cost is mostly per-statement latency (DuckDB's, or Athena's
+# seconds), not work. Larger ones are staged one at a time, each using every core and the
+# whole memory limit.
+SMALL_UPLOAD_BYTES = 32 << 20
+STAGING_WORKERS = 4
+
+
+def stage_uploads(
+    uploads: list[tuple[Upload, int]],
+    sources: dict[str, SourceSpec],
+    lake: Lake,
+    engine: QueryEngine,
+    now: dt.datetime,
+) -> list[UploadReport]:
+    """Stage a batch of (upload, size in bytes); reports in the batch's order."""
+    small = [upload for upload, size in uploads if size < SMALL_UPLOAD_BYTES]
+    large = [upload for upload, size in uploads if size >= SMALL_UPLOAD_BYTES]
+
+    def stage_in_one_session(batch: list[Upload]) -> list[UploadReport]:
+        if not batch:
+            return []
+        with engine.session() as session:
+            return [stage_upload(u, sources[u.source], lake, session, now) for u in batch]
+
+    # Versions of one key share staging files: they go to the same worker, in order.
+    workers = max(1, min(STAGING_WORKERS, os.cpu_count() or 1, len(small)))
+    shares = [
+        [u for u in small if zlib.crc32(u.key.encode()) % workers == i] for i in range(workers)
+    ]
+    with ThreadPoolExecutor(workers) as pool:
+        reports = [report for share in pool.map(stage_in_one_session, shares) for report in share]
+    reports += stage_in_one_session(large)
+    by_upload = {report.upload_id: report for report in reports}
+    return [by_upload[upload.upload_id] for upload, _ in uploads]
+
+
 def _check_readable(
     upload: Upload, source: SourceSpec, head: bytes, compression
 ) -> list[str] | None:
@@ -220,6 +261,8 @@ def _check_line_endings(where: str, head: bytes, quote: str) -> None:
 
     Only line ends outside quoted fields count: a quoted field may hold a bare LF.
     """
+    if b"\r" not in head:  # the usual case, decided without a walk through every byte
+        return
     first_end = {}  # ends with CR? -> first physical line that ends that way
     in_quotes, line = False, 1
     quote_byte = quote.encode()[0]
@@ -369,23 +412,84 @@ def pending_manifests(lake: Lake, sources: list[SourceSpec]) -> list[UploadRepor
 def merge_staged(
     kind: str, sources: list[SourceSpec], lake: Lake, engine: QueryEngine, now: dt.datetime
 ) -> list[UploadReport]:
-    """Merge every pending staged upload of `kind` into `curated/<kind>/`, in order."""
+    """Merge every pending staged upload of `kind` into `curated/<kind>/`, in order.
+
+    Uploads that cannot hold duplicates of each other (new keys on days no other upload of
+    the group touches) are merged by one statement: a batch of many small daily files costs
+    a few statements, not a few per file.
+    """
     merged = []
     curated = CuratedFiles(lake, kind)
+    reports = pending_manifests(lake, sources)
     with engine.session() as session:
-        for report in pending_manifests(lake, sources):
-            upload = Upload.from_partition_key(report.upload_id)
-            if report.status == "rejected":
+        days = _staged_days(kind, reports, lake, session)
+        for group in _merge_groups(reports, days, curated):
+            if group[0].status == "rejected":
                 # The key's new content is unreadable: it no longer contributes anything.
-                curated.replace(upload, [])
+                curated.replace(Upload.from_partition_key(group[0].upload_id), [])
             else:
-                _merge_one(kind, upload, report, lake, session, curated)
-                report.status = "ingested"
-            report.ingested_at = now.isoformat()
-            lake.write_bytes(ingest_log_key(upload), json.dumps(asdict(report)).encode())
-            lake.delete([staging_key(upload, "json"), staging_key(upload, "parquet")])
-            merged.append(report)
+                _merge_group(kind, group, days, lake, session, curated)
+            for report in group:
+                upload = Upload.from_partition_key(report.upload_id)
+                report.ingested_at = now.isoformat()
+                lake.write_bytes(ingest_log_key(upload), json.dumps(asdict(report)).encode())
+                lake.delete([staging_key(upload, "json"), staging_key(upload, "parquet")])
+                merged.append(report)
     return merged
+
+
+def _staged_days(
+    kind: str, reports: list[UploadReport], lake: Lake, session: EngineSession
+) -> dict[str, list[dt.date]]:
+    """The days each staged upload has accepted records on (one query for the batch)."""
+    date_column = DATE_COLUMN[kind]
+    staged = {
+        lake.uri(staging_key(Upload.from_partition_key(r.upload_id), "parquet")): r.upload_id
+        for r in reports
+        if r.status != "rejected"
+    }
+    days: dict[str, list[dt.date]] = {upload_id: [] for upload_id in staged.values()}
+    if not staged:
+        return days
+    relation = session.parquet_relation(list(staged), {}, with_file_uri=True)
+    found = session.fetch(
+        f"SELECT DISTINCT file_uri, {date_column} AS day FROM {relation} "
+        f"WHERE reject_reason IS NULL AND {date_column} IS NOT NULL"
+    )
+    for uri, day in sorted(zip(found["file_uri"], found["day"], strict=True)):
+        days[staged[uri]].append(pd.Timestamp(day).date())
+    return days
+
+
+def _merge_groups(
+    reports: list[UploadReport], days: dict[str, list[dt.date]], curated: CuratedFiles
+) -> Iterator[list[UploadReport]]:
+    """Consecutive uploads that one statement can merge with the result of merging them one
+    by one: new keys (nothing of theirs to replace) on days no other member touches (a
+    duplicate is identical in every column, its date too), at most MERGE_DAYS days in all.
+    Rejected uploads, re-uploaded keys and uploads with more days go alone."""
+    group: list[UploadReport] = []
+    group_days: set[dt.date] = set()
+    for report in reports:
+        upload = Upload.from_partition_key(report.upload_id)
+        own = set(days.get(report.upload_id, ()))
+        alone = report.status == "rejected" or bool(curated.of_upload(upload))
+        joins = (
+            not alone
+            and not (own & group_days)
+            and len(group_days) + len(own) <= MERGE_DAYS
+            and all(Upload.from_partition_key(r.upload_id).key != upload.key for r in group)
+        )
+        if group and not joins:
+            yield group
+            group, group_days = [], set()
+        if alone:
+            yield [report]
+        else:
+            group.append(report)
+            group_days |= own
+    if group:
+        yield group
 
 
 class CuratedFiles:
@@ -420,54 +524,75 @@ class CuratedFiles:
             self.by_day[key.split("/")[-2]].add(key)
 
 
-def _merge_one(
+def _merge_group(
     kind: str,
-    upload: Upload,
-    report: UploadReport,
+    group: list[UploadReport],
+    days: dict[str, list[dt.date]],
     lake: Lake,
     session: EngineSession,
     curated: CuratedFiles,
 ) -> None:
-    """Write what this upload's key contributes, replacing what an older version did."""
+    """Write what each upload's key contributes, replacing what an older version did.
+
+    Members of a group touch disjoint days, so every day written belongs to one upload.
+    """
     date_column = DATE_COLUMN[kind]
     prefix = f"curated/{kind}/"
-    staged = lake.uri(staging_key(upload, "parquet"))
-    days = session.fetch(
-        f"SELECT DISTINCT {date_column} AS day FROM read_parquet({literal(staged)}) "
-        f"WHERE reject_reason IS NULL AND {date_column} IS NOT NULL"
-    )["day"]
-    days = sorted(days)
-    temp_prefix = f"{prefix}.tmp-{upload.slug}"
-    lake.delete_prefix(temp_prefix + "/")
-    accepted = 0
+    uploads = {r.upload_id: Upload.from_partition_key(r.upload_id) for r in group}
+    owner = {day: upload_id for upload_id in uploads for day in days[upload_id]}
+    all_days = sorted(owner)
+    staged_uris = [lake.uri(staging_key(uploads[r.upload_id], "parquet")) for r in group]
+    # Which upload each staged file holds: its id, source and key (the anti-join's "another
+    # key" test), attached to every record.
+    members = " UNION ALL ".join(
+        f"SELECT {literal(uri)} AS file_uri, {literal(r.source)} AS source_name, "
+        f"{literal(r.upload_id)} AS upload_id, {literal(uploads[r.upload_id].key + '@')} "
+        "AS key_prefix"
+        for uri, r in zip(staged_uris, group, strict=True)
+    )
+    staged = (
+        "(SELECT s.*, m.source_name AS __source, m.upload_id AS __upload_id, "
+        "m.key_prefix AS __key_prefix "
+        f"FROM {session.parquet_relation(staged_uris, {}, with_file_uri=True)} AS s "
+        f"JOIN ({members}) AS m ON s.file_uri = m.file_uri)"
+    )
+    temp_prefix = f"{prefix}.tmp-{uuid.uuid4().hex}"
     # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
     # a block of its own, so a file spanning thousands of days (the Personalize POC data:
     # 4,075) exhausts the memory limit in one statement.
-    for start in range(0, max(len(days), 1), MERGE_DAYS):
-        batch = days[start : start + MERGE_DAYS]
+    for start in range(0, max(len(all_days), 1), MERGE_DAYS):
+        batch = all_days[start : start + MERGE_DAYS]
         existing = [lake.uri(key) for key in curated.on_days(batch)]
         sql = curation_sql(
             kind,
-            staged=f"read_parquet({literal(staged)})",
+            staged=staged,
             existing=session.parquet_relation(existing, CURATED_COLUMNS[kind]),
-            source=report.source,
-            upload_id=upload.upload_id,
-            key_prefix=f"{upload.key}@",
+            source="s.__source",
+            upload_id="s.__upload_id",
+            key_prefix="s.__key_prefix",
         )
-        if len(days) > MERGE_DAYS:
+        if len(all_days) > MERGE_DAYS:
             sql = (
                 f"SELECT * FROM ({sql}\n) AS batch WHERE {date_column} "
                 f"BETWEEN DATE '{batch[0]:%Y-%m-%d}' AND DATE '{batch[-1]:%Y-%m-%d}'"
             )
-        stats = session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
-        accepted += stats.rows
-    written = []
+        session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
+    written: dict[str, list[str]] = {upload_id: [] for upload_id in uploads}
     for obj in lake.list_objects(temp_prefix + "/"):
         day_folder = obj.key.split("/")[-2]  # <date column>=<day>
-        target = f"{prefix}{day_folder}/{upload.slug}.parquet"
+        upload_id = owner[dt.date.fromisoformat(day_folder.split("=", 1)[1])]
+        target = f"{prefix}{day_folder}/{uploads[upload_id].slug}.parquet"
         lake.move(obj.key, target)
-        written.append(target)
-    curated.replace(upload, written)
-    valid = report.rows_read - report.rows_quarantined
-    report.rows_accepted = accepted
-    report.rows_duplicate = valid - accepted
+        written[upload_id].append(target)
+    files = [lake.uri(key) for keys in written.values() for key in keys]
+    accepted = session.fetch(
+        "SELECT upload_id, COUNT(*) AS n FROM "
+        f"{session.parquet_relation(files, CURATED_COLUMNS[kind])} GROUP BY upload_id"
+    )
+    accepted_rows = dict(zip(accepted["upload_id"], accepted["n"], strict=True))
+    for report in group:
+        curated.replace(uploads[report.upload_id], written[report.upload_id])
+        report.status = "ingested"
+        report.rows_accepted = int(accepted_rows.get(report.upload_id, 0))
+        valid = report.rows_read - report.rows_quarantined
+        report.rows_duplicate = valid - report.rows_accepted

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import sqlglot
@@ -46,8 +46,10 @@ def render(name: str, **fragments: str) -> str:
 
 
 @cache
+@lru_cache(maxsize=256)
 def to_duckdb(athena_sql: str) -> str:
-    """Transpile Athena SQL to DuckDB's dialect."""
+    """Transpile Athena SQL to DuckDB's dialect (cached: a batch of uploads of one source
+    runs the same validation statement for every upload, and transpiling costs ~4 ms)."""
     return sqlglot.transpile(athena_sql, read="athena", write="duckdb", pretty=False)[0]
 
 
@@ -85,14 +87,18 @@ def validation_sql(source: SourceSpec, raw_records: str, now: dt.datetime) -> st
 def curation_sql(
     kind: str, staged: str, existing: str, source: str, upload_id: str, key_prefix: str
 ) -> str:
-    """The Athena text selecting what one staged upload adds to the curated `kind` table."""
+    """The Athena text selecting what staged uploads add to the curated `kind` table.
+
+    `source`, `upload_id` and `key_prefix` are SQL expressions over the staged relation
+    (aliased `s`): a merge of several uploads carries them per record.
+    """
     return render(
         f"curate_{kind}",
         staged=staged,
         existing=existing,
-        source=literal(source),
-        upload_id=literal(upload_id),
-        key_prefix=literal(key_prefix),
+        source=source,
+        upload_id=upload_id,
+        key_prefix=key_prefix,
     )
 
 

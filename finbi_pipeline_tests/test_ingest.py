@@ -32,6 +32,7 @@ from finbi_pipeline.ingest import (
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.sources import SourceSpec, load_sources
+from finbi_pipeline.sql_templates import curation_sql
 from finbi_pipeline.uploads import Upload
 
 NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
@@ -124,7 +125,10 @@ class Pipeline:
 
 
 def counts(result: Ingested) -> tuple[int, int, int, int]:
-    r = result.report
+    return counts_of(result.report)
+
+
+def counts_of(r: UploadReport) -> tuple[int, int, int, int]:
     return r.rows_read, r.rows_accepted, r.rows_duplicate, r.rows_quarantined
 
 
@@ -636,3 +640,55 @@ def test_a_clean_reupload_clears_the_keys_old_quarantine(pipe):
 
     assert counts(second) == (2, 2, 0, 0)
     assert pipe.lake.head(quarantine_key(second.upload)) is None
+
+
+# --- batches: many uploads staged and merged together ---------------------------------------
+
+DAY = 86_400
+BATCH = [
+    # name, content: d1 and d2 on days of their own, d3 on a day of its own and on d2's day
+    # (with a copy of d2's row), d4 with a rejected record, and an unreadable file.
+    ("d1.csv", IH + f"U1,I1,VIEW,{T0}\nU1,I1,VIEW,{T0}\n".encode()),
+    ("d2.csv", IH + f"U2,I2,VIEW,{T0 + DAY}\n".encode()),
+    ("d3.csv", IH + f"U3,I3,VIEW,{T0 + 2 * DAY}\nU2,I2,VIEW,{T0 + DAY}\n".encode()),
+    ("d4.csv", IH + f"U4,I4,VIEW,{T0 + 3 * DAY}\nU9,I9,CLICK,{T0 + 3 * DAY}\n".encode()),
+    ("empty.csv", b""),
+]
+
+
+def test_a_batch_merges_like_its_uploads_one_at_a_time(tmp_path, monkeypatch):
+    one_by_one = Pipeline(tmp_path / "one-by-one")
+    expected = {
+        name: counts(one_by_one.ingest("interactions", name, data, mtime_ns=T0 * 10**9 + i))
+        for i, (name, data) in enumerate(BATCH)
+    }
+
+    batch = Pipeline(tmp_path / "batch")
+    spec = batch.sources["interactions"]
+    uploads = [
+        batch.land("interactions", name, data, mtime_ns=T0 * 10**9 + i)
+        for i, (name, data) in enumerate(BATCH)
+    ]
+    staged = ingest.stage_uploads(
+        [(u, batch.lake.head(u.key).size) for u in uploads],
+        {"interactions": spec},
+        batch.lake,
+        batch.engine,
+        NOW,
+    )
+    assert [r.upload_id for r in staged] == [u.upload_id for u in uploads]
+    statements = []  # each merge statement renders the curation SQL once
+
+    def counting_curation_sql(*args, **kwargs):
+        statements.append(args)
+        return curation_sql(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "curation_sql", counting_curation_sql)
+    merged = merge_staged("interactions", [spec], batch.lake, batch.engine, NOW)
+
+    assert {r.object_key.rsplit("/", 1)[1]: counts_of(r) for r in merged} == expected
+    assert expected["d3.csv"] == (2, 1, 1, 0)  # d2's row, again: a duplicate
+    assert batch.curated("interactions") == one_by_one.curated("interactions")
+    # d1+d2 and d3+d4 each merged by one statement (d3 shares a day with d2).
+    assert len(statements) == 2
+    assert not list((tmp_path / "batch").rglob(".tmp-*"))

@@ -49,8 +49,8 @@ def _curate(kind: str, context, lake: Lake, engine: QueryEngine, sources: Source
         passed=not unreconciled,
         metadata={"uploads_checked": len(merged), "unreconciled": ", ".join(unreconciled)},
     )
-    for report in merged:
-        context.log.info(_report_line(report))
+    if merged:  # one event for the batch: Dagster stores each log message as an event
+        context.log.info("\n".join(_report_line(report) for report in merged))
     return dg.MaterializeResult(
         metadata={
             **table_metadata(row_count, columns, preview, lake.uri(f"curated/{kind}/")),

@@ -10,7 +10,7 @@ import datetime as dt
 import dagster as dg
 import pandas as pd
 
-from finbi_pipeline.ingest import stage_upload
+from finbi_pipeline.ingest import stage_uploads
 from finbi_pipeline.metadata import markdown_preview
 from finbi_pipeline.resources.engine import QueryEngine
 from finbi_pipeline.resources.lake import Lake
@@ -30,23 +30,20 @@ def raw_uploads(
 ) -> dg.MaterializeResult:
     declared = sources.load()
     now = dt.datetime.now(dt.UTC)
-    reports, failures = [], []
-    with engine.session() as session:
-        for partition_key in context.partition_keys:
-            upload = Upload.from_partition_key(partition_key)
-            source = declared.get(upload.source)
-            if source is None:
-                failures.append(f"{upload.key}: source '{upload.source}' is not declared")
-                continue
-            if lake.head(upload.key) is None:
-                context.log.warning(
-                    f"{upload.key} was deleted before it could be ingested; skipped"
-                )
-                continue
-            report = stage_upload(upload, source, lake, session, now)
-            if report.status == "rejected":
-                context.log.error(report.message)
-            reports.append(report)
+    uploads, failures = [], []
+    for partition_key in context.partition_keys:
+        upload = Upload.from_partition_key(partition_key)
+        stored = lake.head(upload.key)
+        if upload.source not in declared:
+            failures.append(f"{upload.key}: source '{upload.source}' is not declared")
+        elif stored is None:
+            context.log.warning(f"{upload.key} was deleted before it could be ingested; skipped")
+        else:
+            uploads.append((upload, stored.size))
+    reports = stage_uploads(uploads, declared, lake, engine, now)
+    for report in reports:
+        if report.status == "rejected":
+            context.log.error(report.message)
     if failures:
         raise dg.Failure("Uploads from undeclared sources:\n" + "\n".join(failures))
     table = pd.DataFrame(

@@ -54,7 +54,13 @@ import sqlglot
 from pydantic import PrivateAttr
 
 from finbi_pipeline.resources.aws import boto_client, wait_until
-from finbi_pipeline.resources.engine import EngineSession, ParserReject, QueryEngine, QueryStats
+from finbi_pipeline.resources.engine import (
+    EngineSession,
+    ParserReject,
+    QueryEngine,
+    QueryStats,
+    empty_relation,
+)
 from finbi_pipeline.resources.glue_catalog import csv_table_input, parquet_table_input
 from finbi_pipeline.resources.s3_lake import S3Lake
 from finbi_pipeline.sources import SourceSpec
@@ -290,10 +296,11 @@ class AthenaSession(EngineSession):
         # Athena does not report records its CSV reader could not split (module docstring).
         return []
 
-    def parquet_relation(self, uris: list[str], empty_schema: dict[str, str]) -> str:
+    def parquet_relation(
+        self, uris: list[str], empty_schema: dict[str, str], with_file_uri: bool = False
+    ) -> str:
         if not uris:
-            columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in empty_schema.items())
-            return f"(SELECT {columns} WHERE FALSE)"
+            return empty_relation(empty_schema, with_file_uri)
         keys = [self.lake.key_of(u) for u in uris]
         folder = _common_folder(keys)
         table = self._scratch_name("parquet", folder + "\n" + "\n".join(sorted(keys)))
@@ -311,6 +318,8 @@ class AthenaSession(EngineSession):
         where = ""
         if set(keys) != everything:
             where = f' WHERE "$path" IN ({", ".join(literal(u) for u in uris)})'
+        if with_file_uri:
+            derived.append('"$path" AS file_uri')
         columns = ", ".join(["t.*", *derived])
         return f'(SELECT {columns} FROM "{self.engine.scratch_database}"."{table}" AS t{where})'
 

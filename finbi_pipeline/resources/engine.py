@@ -87,8 +87,11 @@ class EngineSession(ABC):
         """Records of the last read CSV that the reader rejected, with physical lines."""
 
     @abstractmethod
-    def parquet_relation(self, uris: list[str], empty_schema: dict[str, str]) -> str:
-        """A FROM-able relation over Parquet files (empty, typed by `empty_schema`, if none)."""
+    def parquet_relation(
+        self, uris: list[str], empty_schema: dict[str, str], with_file_uri: bool = False
+    ) -> str:
+        """A FROM-able relation over Parquet files (empty, typed by `empty_schema`, if none);
+        `with_file_uri` adds the column `file_uri`: the URI of the file each row is from."""
 
     @abstractmethod
     def write_parquet(self, sql: str, uri: str, partition_by: str | None = None) -> QueryStats:
@@ -279,11 +282,18 @@ class DuckDBSession(EngineSession):
             rejected_newlines += raw.count("\n")
         return rejects
 
-    def parquet_relation(self, uris: list[str], empty_schema: dict[str, str]) -> str:
+    def parquet_relation(
+        self, uris: list[str], empty_schema: dict[str, str], with_file_uri: bool = False
+    ) -> str:
         if not uris:
-            columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in empty_schema.items())
-            return f"(SELECT {columns} WHERE FALSE)"
-        return f"read_parquet([{', '.join(_sql_string(uri) for uri in uris)}])"
+            return empty_relation(empty_schema, with_file_uri)
+        files = f"[{', '.join(_sql_string(uri) for uri in uris)}]"
+        if with_file_uri:
+            return (
+                "(SELECT * EXCLUDE (filename), filename AS file_uri "
+                f"FROM read_parquet({files}, filename = true))"
+            )
+        return f"read_parquet({files})"
 
     def write_parquet(self, sql: str, uri: str, partition_by: str | None = None) -> QueryStats:
         started = time.perf_counter()
@@ -325,6 +335,14 @@ _NEWLINES = (
     f"CASE WHEN contains({_ALL_FIELDS}, chr(10)) THEN CAST(length({_ALL_FIELDS}) "
     f"- length(replace({_ALL_FIELDS}, chr(10), '')) AS BIGINT) ELSE 0 END"
 )
+
+
+def empty_relation(schema: dict[str, str], with_file_uri: bool) -> str:
+    """No rows, typed by `schema` (plus `file_uri`): what a relation over no files is."""
+    if with_file_uri:
+        schema = {**schema, "file_uri": "VARCHAR"}
+    columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in schema.items())
+    return f"(SELECT {columns} WHERE FALSE)"
 
 
 def _read_csv(uri: str, options: dict) -> str:

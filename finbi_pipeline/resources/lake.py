@@ -134,22 +134,24 @@ class LocalLake(Lake):
         return obj
 
     def delete(self, keys: list[str]) -> None:
+        # Emptied folders stay: removing them would race with a concurrent writer that has
+        # just created one (uploads are staged in parallel). Listings skip them anyway.
         for key in keys:
-            path = self._path(key)
-            path.unlink(missing_ok=True)
-            # Folders are implicit in an object store: drop the ones left empty.
-            for parent in path.parents:
-                if parent == self.root or not parent.is_relative_to(self.root):
-                    break
-                try:
-                    parent.rmdir()
-                except OSError:
-                    break
+            self._path(key).unlink(missing_ok=True)
 
     def move(self, source_key: str, target_key: str) -> None:
-        target = self._path(target_key)
+        source, target = self._path(source_key), self._path(target_key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._path(source_key), target)
+        os.replace(source, target)
+        # Moves empty the temporary folders a partitioned write fills: drop those (only
+        # one writer ever uses such a folder, so no concurrent write can race with this).
+        for parent in source.parents:
+            if parent == self.root or not parent.is_relative_to(self.root):
+                break
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def uri(self, key: str) -> str:
         return str(self._path(key))

@@ -26,9 +26,9 @@ def _rendered() -> dict[str, str]:
                 name.removeprefix("curate_"),
                 staged="staged_records",
                 existing="(SELECT * FROM curated WHERE FALSE)",
-                source="interactions",
-                upload_id="raw/interactions/a.csv@v1",
-                key_prefix="raw/interactions/a.csv@",
+                source="s.__source",
+                upload_id="s.__upload_id",
+                key_prefix="s.__key_prefix",
             )
         else:
             rendered[name] = sql_file(name)
