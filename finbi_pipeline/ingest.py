@@ -21,7 +21,6 @@ import datetime as dt
 import hashlib
 import io
 import json
-import os
 import uuid
 import zlib
 from collections import defaultdict
@@ -186,8 +185,9 @@ def stage_upload(
 
 # Uploads smaller than this are staged STAGING_WORKERS at a time, each worker with its own
 # engine session: a small file's cost is mostly per-statement latency (DuckDB's, or Athena's
-# seconds), not work. Larger ones are staged one at a time, each using every core and the
-# whole memory limit.
+# seconds), which workers overlap even on two cores (305 UCI daily files: raw_uploads 5.5 s
+# with 4 workers, 6.2 s with 2, 6.1 s with 8). Larger ones are staged one at a time, each
+# using every core and the whole memory limit.
 SMALL_UPLOAD_BYTES = 32 << 20
 STAGING_WORKERS = 4
 
@@ -210,7 +210,7 @@ def stage_uploads(
             return [stage_upload(u, sources[u.source], lake, session, now) for u in batch]
 
     # Versions of one key share staging files: they go to the same worker, in order.
-    workers = max(1, min(STAGING_WORKERS, os.cpu_count() or 1, len(small)))
+    workers = max(1, min(STAGING_WORKERS, len(small)))
     shares = [
         [u for u in small if zlib.crc32(u.key.encode()) % workers == i] for i in range(workers)
     ]
