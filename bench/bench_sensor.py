@@ -9,6 +9,12 @@ timed warm (one untimed tick first) as min/median/max over --repeat ticks. A sec
 puts the K old keys inside the sensor's 300 s look-back (a burst that landed in the last
 minute), which the sensor re-checks one by one against the instance.
 
+On S3 (moto, in process) K old keys + 10 new are ticked twice: listing the landing zone
+(no upload events), and reading the bucket's S3 notifications from SQS (`UploadEvents`),
+where a tick reads only what landed since the last one. moto's timings are not AWS's; what
+matters is the growth with K (ListObjectsV2 returns 1,000 keys a page, each page a round
+trip on AWS).
+
     python bench/bench_sensor.py [--keys 1000 10000 30000] [--repeat 5]
     python bench/bench_sensor.py --quick
 """
@@ -28,6 +34,7 @@ from common import Recorder, fmt_stats
 
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.resources.sources_resource import SourcesResource
+from finbi_pipeline.resources.upload_events import UploadEvents
 from finbi_pipeline.sensors import build_new_upload_sensor
 from finbi_pipeline.uploads import Upload, uploads_partitions
 
@@ -56,7 +63,7 @@ def tick_times(keys: int, repeat: int, age_seconds: float) -> tuple[list[float],
         for i in range(10):
             (folder / f"new-{i:02d}.csv").write_bytes(ROW)
         sensor = build_new_upload_sensor(dg.DefaultSensorStatus.STOPPED)
-        resources = {"lake": lake, "sources": SourcesResource()}
+        resources = {"lake": lake, "sources": SourcesResource(), "upload_events": UploadEvents()}
         times, found = [], 0
         for i in range(repeat + 1):
             context = dg.build_sensor_context(cursor=cursor, instance=instance, resources=resources)
@@ -64,6 +71,62 @@ def tick_times(keys: int, repeat: int, age_seconds: float) -> tuple[list[float],
             result = sensor(context)
             elapsed = time.perf_counter() - t
             found = sum(len(r.partition_keys) for r in result.dynamic_partitions_requests)
+            if i:
+                times.append(elapsed)
+        return times, found
+
+
+def s3_tick_times(keys: int, repeat: int, events: bool) -> tuple[list[float], int]:
+    """Ticks on a moto S3 lake with `keys` processed uploads, 10 new before each tick."""
+    import boto3
+    from dagster_aws.s3 import S3Resource
+    from moto import mock_aws
+
+    from finbi_pipeline.resources.s3_lake import S3Lake
+
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1"
+    )
+    with mock_aws():
+        s3, sqs = boto3.client("s3"), boto3.client("sqs")
+        s3.create_bucket(Bucket="bench")
+        # The old keys' notifications were consumed long ago: notify only from now on
+        # (which also spares moto's SQS, slow with thousands of queued messages).
+        for i in range(keys):
+            s3.put_object(Bucket="bench", Key=f"raw/interactions/old-{i:06d}.csv", Body=ROW)
+        queue = sqs.create_queue(QueueName="uploads")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        s3.put_bucket_notification_configuration(
+            Bucket="bench",
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {"QueueArn": arn["Attributes"]["QueueArn"], "Events": ["s3:ObjectCreated:*"]}
+                ]
+            },
+        )
+        lake = S3Lake(bucket="bench", s3=S3Resource(region_name="us-east-1"))
+        upload_events = UploadEvents(queue_url=queue) if events else UploadEvents()
+        upload_events.acknowledge(upload_events.receive(10)[1])  # S3's test event
+        instance = dg.DagsterInstance.ephemeral()
+        old = [Upload.from_object(o).partition_key for o in lake.list_objects("raw/interactions/")]
+        instance.add_dynamic_partitions(uploads_partitions.name, old)
+        cursor = json.dumps({"high_water": time.time(), "listed_at": time.time()})
+        sensor = build_new_upload_sensor(dg.DefaultSensorStatus.STOPPED)
+        resources = {"lake": lake, "sources": SourcesResource(), "upload_events": upload_events}
+        times, found = [], 0
+        for i in range(repeat + 1):
+            for j in range(10):
+                s3.put_object(Bucket="bench", Key=f"raw/interactions/new-{i}-{j}.csv", Body=ROW)
+            with dg.build_sensor_context(
+                cursor=cursor, instance=instance, resources=resources
+            ) as context:
+                t = time.perf_counter()
+                result = sensor(context)
+                elapsed = time.perf_counter() - t
+            found = sum(len(r.partition_keys) for r in result.dynamic_partitions_requests)
+            for request in result.dynamic_partitions_requests:
+                instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+            cursor = result.cursor or cursor
             if i:
                 times.append(elapsed)
         return times, found
@@ -106,6 +169,26 @@ def main() -> None:
             )
         rec.add(
             f"sensor tick growth {small:,} -> {big:,} keys ({label})",
+            growth,
+            "x",
+            target="~1x (flat)",
+            ok=growth < 1.5,
+            command=cmd,
+            detail=f"{medians[(label, small)] * 1000:.0f} ms -> {medians[(label, big)] * 1000:.0f} ms",
+        )
+    s3_keys = [k for k in args.keys if k <= 10000]  # moto's puts get slow beyond
+    for label, events in (("S3, listing", False), ("S3, SQS upload events", True)):
+        for keys in s3_keys:
+            times, found = s3_tick_times(keys, args.repeat, events)
+            assert found == 10, f"expected 10 new uploads, the sensor found {found}"
+            print(
+                f"{keys:>6} old keys ({label}, moto) + 10 new: tick {fmt_stats(times, 's', digits=3)}"
+            )
+            medians[(label, keys)] = statistics.median(times)
+        big, small = max(s3_keys), min(s3_keys)
+        growth = medians[(label, big)] / medians[(label, small)]
+        rec.add(
+            f"sensor tick growth {small:,} -> {big:,} keys ({label}, moto)",
             growth,
             "x",
             target="~1x (flat)",

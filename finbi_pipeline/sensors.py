@@ -1,24 +1,35 @@
 """`new_upload_sensor`: turns new objects in the landing zone into upload partitions and
 one run per batch.
 
-It pages through each declared source's prefix (never the whole lake). The cursor is a
-high-water mark of object modification times; objects modified within `LOOKBACK_SECONDS`
-of it are looked at again, so two uploads in the same second, or a slow listing, are never
-missed. Whether an upload (key @ version) is new is decided by the instance's partitions,
-and the run key is the batch itself, so one version never runs twice.
+Without upload events (locally, and on AWS without a queue) it pages through each declared
+source's prefix (never the whole lake). The cursor is a high-water mark of object
+modification times; objects modified within `LOOKBACK_SECONDS` of it are looked at again,
+so two uploads in the same second, or a slow listing, are never missed.
+
+With upload events (S3 notifications on SQS, `resources/upload_events.py`) a tick reads
+only the messages that arrived since the last one, so its cost does not grow with the
+uploads already in the landing zone; every `FULL_LISTING_SECONDS` it lists every key
+anyway, in case a notification was lost.
+
+Whether an upload (key @ version) is new is decided by the instance's partitions, and the
+run key is the batch itself, so one version never runs twice.
 """
 
 import hashlib
 import json
+import time
 
 import dagster as dg
 
 from finbi_pipeline.jobs import ingest_job
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.resources.sources_resource import SourcesResource
+from finbi_pipeline.resources.upload_events import UploadEvents
 from finbi_pipeline.uploads import Upload, landing_prefix, uploads_partitions
 
 LOOKBACK_SECONDS = 300.0
+FULL_LISTING_SECONDS = 3600.0
+MAX_EVENTS_PER_TICK = 1000
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -54,21 +65,38 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
         description=__doc__,
     )
     def new_upload_sensor(
-        context: dg.SensorEvaluationContext, lake: Lake, sources: SourcesResource
+        context: dg.SensorEvaluationContext,
+        lake: Lake,
+        sources: SourcesResource,
+        upload_events: UploadEvents,
     ) -> dg.SensorResult:
-        high_water = float(json.loads(context.cursor)["high_water"]) if context.cursor else 0.0
-        # Objects modified well before the high-water mark were seen by an earlier tick.
-        recent = [
-            obj
-            for source in sorted(sources.load())
-            for obj in lake.list_objects(landing_prefix(source))
-            if obj.last_modified >= high_water - LOOKBACK_SECONDS
-        ]
+        state = json.loads(context.cursor) if context.cursor else {}
+        high_water = float(state.get("high_water", 0.0))
+        listed_at = float(state.get("listed_at", 0.0))
+        prefixes = [landing_prefix(source) for source in sorted(sources.load())]
+        receipts: list[str] = []
+        if upload_events.enabled and time.time() - listed_at < FULL_LISTING_SECONDS:
+            created, receipts = upload_events.receive(MAX_EVENTS_PER_TICK)
+            recent = [obj for obj in created if obj.key.startswith(tuple(prefixes))]
+        elif upload_events.enabled:  # the safety net: every key, whatever its time
+            recent = [obj for prefix in prefixes for obj in lake.list_objects(prefix)]
+            listed_at = time.time()
+        else:
+            # Objects modified well before the high-water mark were seen by an earlier tick.
+            recent = [
+                obj
+                for prefix in prefixes
+                for obj in lake.list_objects(prefix)
+                if obj.last_modified >= high_water - LOOKBACK_SECONDS
+            ]
         newest = max([high_water, *(obj.last_modified for obj in recent)])
         candidates = list(dict.fromkeys(Upload.from_object(obj).partition_key for obj in recent))
         known = _known(context.instance, candidates)
         new = [key for key in candidates if key not in known]
-        cursor = json.dumps({"high_water": newest})
+        cursor = json.dumps({"high_water": newest, "listed_at": listed_at})
+        # Acknowledged before the result is stored: a message lost to a failed tick is
+        # caught by the next full listing.
+        upload_events.acknowledge(receipts)
         if not new:
             return dg.SensorResult(cursor=cursor, skip_reason="no new uploads")
         context.log.info(f"{len(new)} new upload(s): {', '.join(new[:5])}")

@@ -79,7 +79,14 @@ def test_everything_is_reachable_from_definitions():
     assert {j.name for j in definitions.jobs} >= {"ingest_job", "refresh_job"}
     assert [s.name for s in definitions.sensors] == ["new_upload_sensor"]
     assert [s.name for s in definitions.schedules] == ["daily_refresh_schedule"]
-    assert set(definitions.resources) == {"lake", "engine", "catalog", "publisher", "sources"}
+    assert set(definitions.resources) == {
+        "lake",
+        "engine",
+        "catalog",
+        "publisher",
+        "sources",
+        "upload_events",
+    }
 
 
 def expected_kpis_from_sample() -> dict:

@@ -8,13 +8,17 @@ import pytest
 
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.resources.sources_resource import SourcesResource
+from finbi_pipeline.resources.upload_events import UploadEvents
 from finbi_pipeline.sensors import (
+    FULL_LISTING_SECONDS,
     LOOKBACK_SECONDS,
     RANGE_END_TAG,
     RANGE_START_TAG,
     build_new_upload_sensor,
 )
 from finbi_pipeline.uploads import uploads_partitions
+from finbi_pipeline_tests.aws.fixtures import REGION, aws_env, moto_aws  # noqa: F401
+from finbi_pipeline_tests.resources.test_upload_events import queue_url  # noqa: F401
 
 sensor = build_new_upload_sensor(dg.DefaultSensorStatus.RUNNING)
 
@@ -32,14 +36,18 @@ def write(lake: LocalLake, key: str, text: str, mtime: float | None = None) -> s
     return f"{obj.key}@{obj.version}"
 
 
-def tick(instance, lake, cursor=None) -> dg.SensorResult:
+def tick(instance, lake, cursor=None, upload_events=None) -> dg.SensorResult:
     """One evaluation; applies its partition requests as the daemon would."""
-    context = dg.build_sensor_context(
+    with dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
-        resources={"lake": lake, "sources": SourcesResource()},
-    )
-    result = sensor(context)
+        resources={
+            "lake": lake,
+            "sources": SourcesResource(),
+            "upload_events": upload_events or UploadEvents(),
+        },
+    ) as context:
+        result = sensor(context)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
     return result
@@ -121,3 +129,55 @@ def test_old_objects_are_not_looked_up_again(instance, lake):
 
     # Only objects within the look-back window of the newest one are checked again.
     assert [k.split("@")[0] for k in lookups] == ["raw/interactions/new.csv"]
+
+
+# --- with S3 notifications on SQS (moto) ----------------------------------------------------
+
+
+@pytest.fixture
+def s3_lake(moto_aws):  # noqa: F811
+    from dagster_aws.s3 import S3Resource
+
+    from finbi_pipeline.resources.s3_lake import S3Lake
+    from finbi_pipeline_tests.aws.fixtures import BUCKET
+
+    return S3Lake(bucket=BUCKET, s3=S3Resource(region_name=REGION))
+
+
+def test_with_upload_events_a_tick_reads_the_queue_not_the_landing_zone(
+    instance,
+    s3_lake,
+    queue_url,  # noqa: F811
+    monkeypatch,
+):
+    events = UploadEvents(queue_url=queue_url, region=REGION)
+    first = tick(instance, s3_lake, upload_events=events)  # no cursor: a full listing first
+    assert first.run_requests == [] and json.loads(first.cursor)["listed_at"] > 0
+
+    s3_lake.write_bytes("raw/interactions/a.csv", b"x")
+    s3_lake.write_bytes("raw/undeclared/b.csv", b"y")  # notified, but not a declared source
+    monkeypatch.setattr(type(s3_lake), "list_objects", lambda *a, **k: pytest.fail("listed"))
+    second = tick(instance, s3_lake, first.cursor, upload_events=events)
+
+    (request,) = second.run_requests
+    a = f"raw/interactions/a.csv@{s3_lake.head('raw/interactions/a.csv').version}"
+    assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (a, a)
+    # The messages were acknowledged: the next tick has nothing to do.
+    assert tick(instance, s3_lake, second.cursor, upload_events=events).run_requests == []
+
+
+def test_with_upload_events_the_landing_zone_is_still_listed_now_and_then(
+    instance,
+    s3_lake,
+    queue_url,  # noqa: F811
+):
+    events = UploadEvents(queue_url=queue_url, region=REGION)
+    first = tick(instance, s3_lake, upload_events=events)
+    s3_lake.write_bytes("raw/interactions/a.csv", b"x")
+    events.acknowledge(events.receive(100)[1])  # as if the notification were lost
+
+    assert tick(instance, s3_lake, first.cursor, upload_events=events).run_requests == []
+    state = json.loads(first.cursor)
+    overdue = json.dumps({**state, "listed_at": state["listed_at"] - FULL_LISTING_SECONDS})
+    (request,) = tick(instance, s3_lake, overdue, upload_events=events).run_requests
+    assert request.tags[RANGE_START_TAG].startswith("raw/interactions/a.csv@")

@@ -16,6 +16,7 @@ from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.resources.publisher import LocalDashboardPublisher
 from finbi_pipeline.resources.sources_resource import SourcesResource
+from finbi_pipeline.resources.upload_events import UploadEvents
 
 TARGETS = ("local", "aws")
 
@@ -26,7 +27,8 @@ def finbi_home() -> str:
 
 
 def build_resources(target: str) -> dict:
-    """The resources of one target: lake, catalog, engine, publisher and sources."""
+    """The resources of one target: lake, catalog, engine, publisher, sources and the
+    upload events the sensor reads (none locally)."""
     sources = SourcesResource(
         path=dg.EnvVar("FINBI_SOURCES") if "FINBI_SOURCES" in os.environ else ""
     )
@@ -40,6 +42,7 @@ def build_resources(target: str) -> dict:
             "catalog": DuckDBCatalog(lake=lake, engine=engine),
             "publisher": LocalDashboardPublisher(home=home, engine=engine),
             "sources": sources,
+            "upload_events": UploadEvents(),
         }
     if target == "aws":
         from finbi_pipeline.resources.aws import build_aws_resources

@@ -85,7 +85,7 @@ def error_code(exc: Exception) -> str:
 
 
 def build_aws_resources() -> dict:
-    """Lake, catalog, engine and publisher on AWS, configured from FINBI_* variables.
+    """Lake, catalog, engine, publisher and upload events on AWS, from FINBI_* variables.
 
     Values are `dg.EnvVar`s, read when a run starts (not at import), and shown in the UI
     by name only. Names with defaults are read here, so an unset optional variable does
@@ -97,6 +97,7 @@ def build_aws_resources() -> dict:
     from finbi_pipeline.resources.glue_catalog import GlueCatalog
     from finbi_pipeline.resources.quicksight import QuickSightPublisher
     from finbi_pipeline.resources.s3_lake import S3Lake
+    from finbi_pipeline.resources.upload_events import UploadEvents
 
     def env_or(name: str, default: str):
         return dg.EnvVar(name) if os.environ.get(name) else default
@@ -127,5 +128,9 @@ def build_aws_resources() -> dict:
             region=env_or("FINBI_QUICKSIGHT_REGION", region),
             principal_arn=dg.EnvVar("FINBI_QUICKSIGHT_PRINCIPAL_ARN"),
             namespace=env_or("FINBI_QUICKSIGHT_NAMESPACE", "default"),
+        ),
+        # S3 notifications on SQS when a queue is configured; else the sensor lists.
+        "upload_events": UploadEvents(
+            queue_url=env_or("FINBI_UPLOAD_QUEUE_URL", ""), region=region
         ),
     }

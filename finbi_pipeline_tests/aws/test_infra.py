@@ -44,6 +44,12 @@ def test_template_declares_the_stack_the_docs_describe():
     assert types["AthenaWorkGroup"] == "AWS::Athena::WorkGroup"
     assert types["PipelinePolicy"] == "AWS::IAM::ManagedPolicy"
     assert types["QuickSightDataSource"] == "AWS::QuickSight::DataSource"
+    assert types["UploadQueue"] == "AWS::SQS::Queue"
+    [notification] = template["Resources"]["LakeBucket"]["Properties"]["NotificationConfiguration"][
+        "QueueConfigurations"
+    ]
+    assert notification["Event"] == "s3:ObjectCreated:*"
+    assert notification["Filter"]["S3Key"]["Rules"] == [{"Name": "prefix", "Value": "raw/"}]
     workgroup = template["Resources"]["AthenaWorkGroup"]["Properties"]["WorkGroupConfiguration"]
     assert "BytesScannedCutoffPerQuery" in workgroup
     statements = template["Resources"]["PipelinePolicy"]["Properties"]["PolicyDocument"][

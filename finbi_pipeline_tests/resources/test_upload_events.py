@@ -1,0 +1,74 @@
+"""UploadEvents against moto: the lake bucket's S3 notifications, read from SQS."""
+
+from __future__ import annotations
+
+import boto3
+import pytest
+
+from finbi_pipeline.resources.upload_events import UploadEvents, created_objects
+from finbi_pipeline_tests.aws.fixtures import BUCKET, REGION
+
+
+@pytest.fixture
+def queue_url(moto_aws) -> str:
+    """A queue receiving the bucket's ObjectCreated notifications under raw/."""
+    sqs = boto3.client("sqs", region_name=REGION)
+    url = sqs.create_queue(QueueName="finbi-uploads")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    boto3.client("s3", region_name=REGION).put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "raw/"}]}},
+                }
+            ]
+        },
+    )
+    return url
+
+
+def test_created_objects_match_the_lakes_listing(lake, queue_url):
+    lake.write_bytes("raw/sales/a b+c.csv", b"x,y\n1,2\n")  # a key that needs URL-decoding
+    lake.write_bytes("staging/sales/x.json", b"{}")  # outside raw/: no notification
+    events = UploadEvents(queue_url=queue_url, region=REGION)
+
+    created, receipts = events.receive(max_messages=100)
+
+    [obj] = created
+    stored = lake.head("raw/sales/a b+c.csv")
+    # The partition key (key @ version) is the one a listing gives.
+    assert (obj.key, obj.version, obj.size) == (stored.key, stored.version, stored.size)
+    assert len(receipts) == 2  # S3's test event is a message too, and is acknowledged
+    events.acknowledge(receipts)
+    assert events.receive(max_messages=100) == ([], [])
+
+
+def test_receive_stops_at_max_messages(lake, queue_url):
+    for i in range(25):
+        lake.write_bytes(f"raw/interactions/{i:02d}.csv", b"x")
+    events = UploadEvents(queue_url=queue_url, region=REGION)
+    created, receipts = events.receive(max_messages=12)
+    assert len(receipts) == 12
+    events.acknowledge(receipts)
+    rest, more = events.receive(max_messages=100)
+    assert len(created) + len(rest) == 25
+    assert {o.key for o in created}.isdisjoint(o.key for o in rest)
+
+
+def test_only_created_objects_count():
+    body = (
+        '{"Records": [{"eventName": "ObjectRemoved:Delete", "eventTime": "2024-06-01T00:00:00Z",'
+        ' "s3": {"object": {"key": "raw/sales/a.csv", "eTag": "e1"}}},'
+        ' {"eventName": "ObjectCreated:CompleteMultipartUpload",'
+        ' "eventTime": "2024-06-01T00:00:01.500Z",'
+        ' "s3": {"object": {"key": "raw/sales/big%20file.csv", "size": 9, "eTag": "e2-3"}}}]}'
+    )
+    [created] = created_objects(body)
+    assert (created.key, created.version, created.size) == ("raw/sales/big file.csv", "e2-3", 9)
+    assert created.last_modified == 1717200001.5
+    assert created_objects('{"Service": "Amazon S3", "Event": "s3:TestEvent"}') == []
