@@ -467,7 +467,10 @@ def _merge_groups(
     """Consecutive uploads that one statement can merge with the result of merging them one
     by one: new keys (nothing of theirs to replace) on days no other member touches (a
     duplicate is identical in every column, its date too), at most MERGE_DAYS days in all.
-    Rejected uploads, re-uploaded keys and uploads with more days go alone."""
+    Rejected uploads, re-uploaded keys and uploads with more days go alone.
+
+    The caller merges each group before asking for the next, so `curated` shows what
+    earlier groups wrote."""
     group: list[UploadReport] = []
     group_days: set[dt.date] = set()
     for report in reports:

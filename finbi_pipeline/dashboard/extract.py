@@ -392,14 +392,14 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
             plan.full_build_at = refreshed_at
         else:
             _find_affected_keys(warehouse, plan)
+        params = {
+            "refreshed_at": refreshed_at,
+            "build_mode": plan.mode,
+            "full_build_at": plan.full_build_at,
+            "rows_since_full_build": plan.rows_since_full_build,
+        }
         row_counts = {}
         for table in SERVING_TABLES:
-            params = {
-                "refreshed_at": refreshed_at,
-                "build_mode": plan.mode,
-                "full_build_at": plan.full_build_at,
-                "rows_since_full_build": plan.rows_since_full_build,
-            }
             if plan.mode == "full" or table.update == REBUILD:
                 _build(warehouse, table, params)
             else:
