@@ -101,7 +101,13 @@ def main() -> None:
         )
         run("bench_pandas.py", *q, *sizes, *work, *cmp, jsonl=jsonl)
     if "uploads" not in args.skip:
-        run("bench_small_uploads.py", *q, *work, jsonl=jsonl)
+        run(
+            "bench_small_uploads.py",
+            *q,
+            *(() if args.quick else ("--runs", "3")),
+            *work,
+            jsonl=jsonl,
+        )
     if "sensor" not in args.skip:
         run("bench_sensor.py", *q, jsonl=jsonl)
     dashboard_out = ""
