@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 
 import sqlglot
@@ -46,10 +46,8 @@ def render(name: str, **fragments: str) -> str:
 
 
 @cache
-@lru_cache(maxsize=256)
 def to_duckdb(athena_sql: str) -> str:
-    """Transpile Athena SQL to DuckDB's dialect (cached: a batch of uploads of one source
-    runs the same validation statement for every upload, and transpiling costs ~4 ms)."""
+    """Transpile Athena SQL to DuckDB's dialect."""
     return sqlglot.transpile(athena_sql, read="athena", write="duckdb", pretty=False)[0]
 
 

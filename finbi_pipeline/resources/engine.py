@@ -248,16 +248,14 @@ class DuckDBSession(EngineSession):
             raise UnreadableInput(_first_line(exc)) from exc
 
     def parser_rejects(self) -> list[ParserReject]:
-        present = self.con.execute(
-            "SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = 'reject_errors'"
-        ).fetchone()[0]
-        if not present:
-            return []
         # DuckDB reports one error per missing column: keep one (the first) per record.
-        rows = self.con.execute(
-            "SELECT line, column_name, error_type, error_message, csv_line "
-            "FROM reject_errors ORDER BY line, column_idx"
-        ).fetchall()
+        try:
+            rows = self.con.execute(
+                "SELECT line, column_name, error_type, error_message, csv_line "
+                "FROM reject_errors ORDER BY line, column_idx"
+            ).fetchall()
+        except duckdb.CatalogException:  # no CSV read since the session began
+            return []
         first = {}
         for row in rows:
             first.setdefault(int(row[0]), row)

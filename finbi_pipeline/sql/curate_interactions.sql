@@ -1,7 +1,8 @@
--- The rows one staged upload adds to the curated interactions table: accepted, distinct
--- within the upload, and not already contributed by another object key (rows identical in
--- every canonical column count once, within and across uploads). {{existing}} is the
--- curated table restricted to the dates the upload touches.
+-- The rows staged uploads add to the curated interactions table: accepted, distinct within
+-- each upload, and not already contributed by another object key (rows identical in every
+-- canonical column count once, within and across uploads). The existing relation is the
+-- curated table restricted to the dates the uploads touch; source, upload_id and the key
+-- prefix are expressions over the staged record (one statement may merge several uploads).
 SELECT DISTINCT
     s.user_id,
     s.item_id,

@@ -1,6 +1,6 @@
--- The lines one staged upload adds to the curated sales table: accepted, distinct within
--- the upload, and not already contributed by another object key. user_id may be NULL
--- (guest checkout), so it is compared NULL-safely.
+-- The lines staged uploads add to the curated sales table: accepted, distinct within each
+-- upload, and not already contributed by another object key (see curate_interactions.sql).
+-- user_id may be NULL (guest checkout), so it is compared NULL-safely.
 SELECT DISTINCT
     s.order_id,
     s.user_id,
