@@ -18,7 +18,6 @@ A warm-up (one floor run, which also pulls the CSVs into the page cache) comes f
 from __future__ import annotations
 
 import argparse
-import re
 import shutil
 import statistics
 import textwrap
@@ -38,19 +37,6 @@ FLOOR = textwrap.dedent("""
 def line_count(path: Path) -> int:
     with path.open("rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b"")) - 1
-
-
-STEP = re.compile(r'Finished execution of step "([^"]+)" in ([0-9.]+)(ms|s|m)')
-
-
-def print_steps(stderr: str) -> dict[str, float]:
-    """Per-step durations from Dagster's event log lines (a profile of the run)."""
-    steps = {}
-    for name, value, unit in STEP.findall(stderr):
-        steps[name] = float(value) * {"ms": 0.001, "s": 1.0, "m": 60.0}[unit]
-    for name, seconds in sorted(steps.items(), key=lambda kv: -kv[1]):
-        print(f"    step {name}: {seconds:.2f} s")
-    return steps
 
 
 def ensure_data(rows: int, seed: int, root: Path) -> Path:
@@ -117,7 +103,6 @@ def main() -> None:
                 + "\n"
                 + "\n".join(line for line in m.stderr.splitlines() if "Error" in line)[-2000:]
             )
-            print_steps(m.stderr)
             rec.add(
                 f"e2e {label}: finbi run FAILED after",
                 m.seconds,
@@ -138,7 +123,6 @@ def main() -> None:
         )
         if i == 0:
             print(textwrap.indent(m.stdout.strip(), "    "))
-            print_steps(m.stderr)
 
     med = statistics.median(run_times)
     rows_per_s = (n_i + n_s) / med
