@@ -112,7 +112,8 @@ def main() -> None:
         run("bench_sensor.py", *q, jsonl=jsonl)
     dashboard_out = ""
     if "dashboard" not in args.skip:
-        cmd = [PYTHON, str(BENCH_DIR / "bench_dashboard.py"), *q]
+        appends = ["--appends", "2" if args.quick else "10"]
+        cmd = [PYTHON, str(BENCH_DIR / "bench_dashboard.py"), *q, *appends]
         print("\n$ " + " ".join(cmd[1:]), flush=True)
         proc = subprocess.run(cmd, cwd=BENCH_DIR.parent, text=True, capture_output=True)
         dashboard_out = proc.stdout + (
