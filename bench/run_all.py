@@ -71,6 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     RESULTS.mkdir(exist_ok=True)
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
     if out.exists() and not args.quick:
         shutil.copyfile(out, out.with_name("previous.md"))
