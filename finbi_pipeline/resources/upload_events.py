@@ -20,7 +20,6 @@ from urllib.parse import unquote_plus
 
 import dagster as dg
 
-from finbi_pipeline.resources.aws import boto_client
 from finbi_pipeline.resources.lake import LakeObject
 
 # SQS returns at most 10 messages per call.
@@ -46,7 +45,7 @@ class UploadEvents(dg.ConfigurableResource):
         (messages that carry no object, such as S3's test event, included)."""
         if not self.enabled:
             return [], []
-        sqs = boto_client("sqs", self.region)
+        sqs = self._client()
         objects, receipts = [], []
         while len(receipts) < max_messages:
             messages = sqs.receive_message(
@@ -65,13 +64,19 @@ class UploadEvents(dg.ConfigurableResource):
         """Remove handled messages from the queue."""
         if not receipts:
             return
-        sqs = boto_client("sqs", self.region)
+        sqs = self._client()
         for start in range(0, len(receipts), _BATCH):
             entries = [
                 {"Id": str(i), "ReceiptHandle": receipt}
                 for i, receipt in enumerate(receipts[start : start + _BATCH])
             ]
             sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+
+    def _client(self):
+        # Imported here: boto3 and dagster_aws cost the local target half a second to load.
+        from finbi_pipeline.resources.aws import boto_client
+
+        return boto_client("sqs", self.region)
 
 
 def created_objects(body: str) -> list[LakeObject]:
