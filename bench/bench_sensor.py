@@ -145,20 +145,15 @@ def main() -> None:
         args.keys, args.repeat = [1000, 10000], 3
     rec = Recorder(args.json)
     cmd = "python bench/bench_sensor.py --keys " + " ".join(map(str, args.keys))
-    medians = {}
     for label, age in (
         ("landed 1/min, newest a day ago", 86400.0),
         ("burst: all within the last 60 s", 60.0),
     ):
-        for keys in args.keys:
-            times, found = tick_times(keys, args.repeat, age)
-            assert found == 10, f"expected 10 new uploads, the sensor found {found}"
-            print(f"{keys:>6} old keys ({label}) + 10 new: tick {fmt_stats(times, 's', digits=3)}")
-            medians[(label, keys)] = statistics.median(times)
-        big, small = max(args.keys), min(args.keys)
-        growth = medians[(label, big)] / medians[(label, small)]
+        medians = ticks_and_growth(
+            rec, cmd, label, args.keys, lambda keys, age=age: tick_times(keys, args.repeat, age)
+        )
         if 10000 in args.keys:
-            t = medians[(label, 10000)]
+            t = medians[10000]
             rec.add(
                 f"sensor tick, 10,000 keys {label} + 10 new (median)",
                 t,
@@ -167,35 +162,38 @@ def main() -> None:
                 ok=t < 2,
                 command=cmd,
             )
-        rec.add(
-            f"sensor tick growth {small:,} -> {big:,} keys ({label})",
-            growth,
-            "x",
-            target="~1x (flat)",
-            ok=growth < 1.5,
-            command=cmd,
-            detail=f"{medians[(label, small)] * 1000:.0f} ms -> {medians[(label, big)] * 1000:.0f} ms",
-        )
     s3_keys = [k for k in args.keys if k <= 10000]  # moto's puts get slow beyond
     for label, events in (("S3, listing", False), ("S3, SQS upload events", True)):
-        for keys in s3_keys:
-            times, found = s3_tick_times(keys, args.repeat, events)
-            assert found == 10, f"expected 10 new uploads, the sensor found {found}"
-            print(
-                f"{keys:>6} old keys ({label}, moto) + 10 new: tick {fmt_stats(times, 's', digits=3)}"
-            )
-            medians[(label, keys)] = statistics.median(times)
-        big, small = max(s3_keys), min(s3_keys)
-        growth = medians[(label, big)] / medians[(label, small)]
-        rec.add(
-            f"sensor tick growth {small:,} -> {big:,} keys ({label}, moto)",
-            growth,
-            "x",
-            target="~1x (flat)",
-            ok=growth < 1.5,
-            command=cmd,
-            detail=f"{medians[(label, small)] * 1000:.0f} ms -> {medians[(label, big)] * 1000:.0f} ms",
+        ticks_and_growth(
+            rec,
+            cmd,
+            f"{label}, moto",
+            s3_keys,
+            lambda keys, events=events: s3_tick_times(keys, args.repeat, events),
         )
+
+
+def ticks_and_growth(rec: Recorder, cmd: str, label: str, key_counts: list[int], tick) -> dict:
+    """Median tick per key count (printed), and the growth from fewest to most keys
+    (recorded); `tick(keys)` returns (times, uploads found)."""
+    medians = {}
+    for keys in key_counts:
+        times, found = tick(keys)
+        assert found == 10, f"expected 10 new uploads, the sensor found {found}"
+        print(f"{keys:>6} old keys ({label}) + 10 new: tick {fmt_stats(times, 's', digits=3)}")
+        medians[keys] = statistics.median(times)
+    small, big = min(key_counts), max(key_counts)
+    growth = medians[big] / medians[small]
+    rec.add(
+        f"sensor tick growth {small:,} -> {big:,} keys ({label})",
+        growth,
+        "x",
+        target="~1x (flat)",
+        ok=growth < 1.5,
+        command=cmd,
+        detail=f"{medians[small] * 1000:.0f} ms -> {medians[big] * 1000:.0f} ms",
+    )
+    return medians
 
 
 if __name__ == "__main__":
