@@ -26,7 +26,7 @@ EXPECTED_GRAPH = {
     "user_activity": {"catalog_interactions"},
     "daily_sales": {"catalog_sales"},
     "top_items": {"catalog_interactions", "catalog_sales"},
-    "kpi_summary": {"catalog_interactions", "catalog_sales"},
+    "kpi_summary": {"user_activity", "catalog_sales"},
     "dashboard_dataset": {
         "event_counts_by_type",
         "daily_events",

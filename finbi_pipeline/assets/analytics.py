@@ -1,5 +1,8 @@
 """Analytics tables: each is one SQL file in `sql/`, created from the catalog tables by the
-query engine (DuckDB tables locally, Athena CTAS to Parquet under analytics/ on AWS)."""
+query engine (DuckDB tables locally, Athena CTAS to Parquet under analytics/ on AWS).
+
+Locally a refresh after new uploads reads only their rows where the table allows it
+(`ANALYTICS_UPDATES`, see `table_refresh`)."""
 
 import dagster as dg
 
@@ -7,15 +10,36 @@ from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY
 from finbi_pipeline.metadata import table_metadata
 from finbi_pipeline.resources.engine import QueryEngine
 from finbi_pipeline.sql_templates import sql_file
+from finbi_pipeline.table_refresh import Merge, RecomputeDays
 
-# Which catalog tables each analytics table reads.
+# Which tables each analytics table reads.
 ANALYTICS_INPUTS = {
     "event_counts_by_type": ["catalog_interactions"],
     "daily_events": ["catalog_interactions"],
     "user_activity": ["catalog_interactions"],
     "daily_sales": ["catalog_sales"],
     "top_items": ["catalog_interactions", "catalog_sales"],
-    "kpi_summary": ["catalog_interactions", "catalog_sales"],
+    "kpi_summary": ["user_activity", "catalog_sales"],
+}
+
+# How each table takes in new uploads without reading every row (None: it cannot).
+ANALYTICS_UPDATES = {
+    "event_counts_by_type": Merge(keys=("event_type",)),
+    # Distinct users per day do not add up: the days with new events are recomputed.
+    "daily_events": RecomputeDays("interactions", "event_date"),
+    "user_activity": Merge(
+        keys=("user_id",),
+        combine={
+            "conversion_rate": "CAST(SUM(purchases) AS DOUBLE) / NULLIF(SUM(views), 0)",
+            "first_event_time": "MIN(first_event_time)",
+            "last_event_time": "MAX(last_event_time)",
+        },
+    ),
+    # Distinct orders and customers per day do not add up either.
+    "daily_sales": RecomputeDays("sales", "sale_date"),
+    "top_items": Merge(keys=("item_id",)),
+    # Distinct orders over all time: rebuilt (from user_activity and the sales lines).
+    "kpi_summary": None,
 }
 
 
@@ -31,7 +55,7 @@ def build_analytics_asset(table: str) -> dg.AssetsDefinition:
         description=sql_file(table).split("\n", 1)[0].lstrip("- "),
     )
     def _analytics(engine: QueryEngine) -> dg.MaterializeResult:
-        stats = engine.create_table(table, sql_file(table))
+        stats = engine.refresh_table(table, sql_file(table), ANALYTICS_UPDATES[table])
         preview = engine.fetch(f"SELECT * FROM {table} LIMIT 10")
         schema = {c: str(t) for c, t in preview.dtypes.items()}
         metadata = table_metadata(stats.rows or 0, schema, preview, engine.location(table))
@@ -40,6 +64,9 @@ def build_analytics_asset(table: str) -> dg.AssetsDefinition:
             metadata["estimated_cost_usd"] = dg.MetadataValue.float(stats.cost_usd)
         if stats.query_id:
             metadata["query_id"] = stats.query_id
+        for key in ("refresh_mode", "refresh_reason", "uploads_added"):
+            if key in stats.extra:
+                metadata[key] = stats.extra[key]
         if stats.engine_ms is not None:
             metadata["engine_ms"] = dg.MetadataValue.float(round(stats.engine_ms, 1))
         return dg.MaterializeResult(metadata=metadata)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from finbi_pipeline.sources import SourceSpec
 from finbi_pipeline.sql_templates import to_duckdb
+from finbi_pipeline.table_refresh import FULL, Merge, RecomputeDays, refresh_table
 
 # Trino functions sqlglot passes through unchanged; DuckDB gets them as macros (ICU).
 _TRINO_COMPAT_MACROS = (
@@ -116,6 +117,17 @@ class QueryEngine(dg.ConfigurableResource, ABC):
     def create_table(self, table: str, sql: str) -> QueryStats:
         """Create or replace the analytics table `table` from a query."""
 
+    def refresh_table(
+        self, table: str, sql: str, update: Merge | RecomputeDays | None
+    ) -> QueryStats:
+        """Bring analytics table `table` up to date; `stats.extra` says how (`table_refresh`).
+
+        This engine rebuilds it from every row; the local one can do less (`update`).
+        """
+        stats = self.create_table(table, sql)
+        stats.extra.update(refresh_mode=FULL, refresh_reason="this engine rebuilds every table")
+        return stats
+
     @abstractmethod
     def fetch(self, sql: str) -> pd.DataFrame:
         """Run a query against the catalog's tables and return its (small) result."""
@@ -172,6 +184,22 @@ class DuckDBEngine(QueryEngine):
             con.execute(f"CREATE OR REPLACE TABLE finbi.{table} AS {to_duckdb(sql)}")
             rows = con.execute(f"SELECT COUNT(*) FROM finbi.{table}").fetchone()[0]
         return QueryStats(rows=rows, engine_ms=(time.perf_counter() - started) * 1000)
+
+    def refresh_table(
+        self, table: str, sql: str, update: Merge | RecomputeDays | None
+    ) -> QueryStats:
+        started = time.perf_counter()
+        with self.connect() as con:
+            refresh = refresh_table(con, table, sql, update)
+        return QueryStats(
+            rows=refresh.rows,
+            engine_ms=(time.perf_counter() - started) * 1000,
+            extra={
+                "refresh_mode": refresh.mode,
+                "refresh_reason": refresh.reason,
+                "uploads_added": refresh.uploads_added,
+            },
+        )
 
     def fetch(self, sql: str) -> pd.DataFrame:
         with self.connect() as con:

@@ -2,12 +2,14 @@
 -- Counts use COUNT(CASE WHEN ...) rather than count_if: DuckDB returns NULL for count_if
 -- over no rows, Athena 0.
 WITH funnel AS (
+    -- From user_activity (one row per user; guests' events in its NULL user row) rather
+    -- than every event: the same sums, and distinct users are its rows.
     SELECT
-        COUNT(CASE WHEN event_type = 'VIEW' THEN 1 END) AS total_views,
-        COUNT(CASE WHEN event_type = 'ADD_TO_CART' THEN 1 END) AS total_add_to_carts,
-        COUNT(CASE WHEN event_type = 'PURCHASE' THEN 1 END) AS total_purchases,
-        COUNT(DISTINCT user_id) AS total_users
-    FROM interactions
+        CAST(COALESCE(SUM(views), 0) AS BIGINT) AS total_views,
+        CAST(COALESCE(SUM(add_to_carts), 0) AS BIGINT) AS total_add_to_carts,
+        CAST(COALESCE(SUM(purchases), 0) AS BIGINT) AS total_purchases,
+        COUNT(user_id) AS total_users
+    FROM user_activity
 ),
 revenue AS (
     SELECT

@@ -109,6 +109,7 @@ def test_top_items_joins_events_and_net_revenue(warehouse):
 
 
 def test_kpi_summary_follows_the_design_definitions(warehouse):
+    warehouse.create_table("user_activity", sql_file("user_activity"))  # kpi_summary reads it
     (row,) = rows(warehouse, "kpi_summary")
     assert row[:11] == (
         3,  # views
@@ -136,12 +137,13 @@ def test_kpi_summary_on_empty_tables_has_zero_counts(finbi_home):
             "CREATE TABLE sales (order_id VARCHAR, user_id VARCHAR, item_id VARCHAR,"
             " quantity BIGINT, amount DECIMAL(18,4))"
         )
+    engine.create_table("user_activity", sql_file("user_activity"))
     (row,) = rows(engine, "kpi_summary")
     assert row[:11] == (0, 0, 0, None, 0, 0, 0, Decimal(0), Decimal(0), Decimal(0), None)
 
 
 def test_kpi_consistency_sql_finds_a_tampered_kpi(warehouse):
-    for table in ("event_counts_by_type", "daily_sales", "kpi_summary"):
+    for table in ("event_counts_by_type", "user_activity", "daily_sales", "kpi_summary"):
         warehouse.create_table(table, sql_file(table))
     check = to_duckdb(sql_file("kpi_summary_consistency"))
     with warehouse.connect() as con:
