@@ -364,6 +364,8 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
     from scratch, which also restores the per-user tables' clustering.
 
     `warehouse` is an open connection to the warehouse (schema `finbi`); it is only read.
+    Raises `WarehouseChanged`, keeping the previous extract, when uploads were merged into
+    the warehouse while the extract was being built.
     Returns metadata for the Dagster asset: path, bytes, refreshed_at (ISO, UTC), how it
     was built and why, and the row count of every serving table.
     """
@@ -407,6 +409,7 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
             row_counts[table.name] = warehouse.execute(
                 f"SELECT count(*) FROM {_BUILD_ALIAS}.{table.name}"
             ).fetchone()[0]
+        _check_uploads_unchanged(warehouse)
         warehouse.execute(f"DETACH {_SCRATCH_ALIAS}")
         # DETACH checkpoints: the file is complete and self-contained (no WAL) afterwards.
         warehouse.execute(f"DETACH {_BUILD_ALIAS}")
@@ -510,6 +513,29 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
     if unseen:
         return _Plan("full", "new event types or sources")
     return plan
+
+
+class WarehouseChanged(RuntimeError):
+    """Uploads were merged into the warehouse while the extract was being built."""
+
+
+def _check_uploads_unchanged(warehouse: duckdb.DuckDBPyConnection) -> None:
+    """Refuse to swap in an extract whose tables may have read different uploads.
+
+    The catalog views read the curated files as they are at each statement, so a merge
+    that ran alongside could leave some tables with an upload and `extract_uploads`
+    without it (the next refresh would add it twice). The step's retry builds it again.
+    """
+    (changed,) = warehouse.execute(
+        f"SELECT count(*) FROM ((({CURRENT_UPLOADS}) EXCEPT "
+        f"SELECT * FROM {_SCRATCH_ALIAS}.current_uploads) UNION ALL "
+        f"(SELECT * FROM {_SCRATCH_ALIAS}.current_uploads EXCEPT ({CURRENT_UPLOADS})))"
+    ).fetchone()
+    if changed:
+        raise WarehouseChanged(
+            f"{changed} upload(s) changed in the warehouse during the dashboard refresh; "
+            "the previous extract is kept: refresh again"
+        )
 
 
 def _delta_relation(kind: str, upload_ids: list[str]) -> str:

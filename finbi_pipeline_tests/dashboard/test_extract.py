@@ -95,6 +95,28 @@ def test_a_failed_build_leaves_the_last_good_extract(warehouse, finbi_home):
     refresh(warehouse, finbi_home)
 
 
+def test_an_upload_merged_during_the_build_keeps_the_last_extract(
+    warehouse, finbi_home, monkeypatch
+):
+    refresh(warehouse, finbi_home)
+    path = serving_path(finbi_home)
+    before = queries.extract_signature(path)
+    build = extract_module._build
+
+    def build_while_a_merge_lands(con, table, params):
+        if table.name == "ingest_log":  # halfway through: a run merges another upload
+            add_events(con, MORE_VIEWS)
+        build(con, table, params)
+
+    monkeypatch.setattr(extract_module, "_build", build_while_a_merge_lands)
+    with pytest.raises(extract_module.WarehouseChanged, match="1 upload"):
+        refresh(warehouse, finbi_home)
+    assert queries.extract_signature(path) == before
+    assert sorted(p.name for p in path.parent.iterdir()) == ["serving.duckdb"]
+    monkeypatch.undo()
+    assert refresh(warehouse, finbi_home)["uploads_added"] == 1
+
+
 def test_empty_warehouse_gives_an_empty_extract(finbi_home):
     warehouse = create_empty_warehouse()
     meta = refresh(warehouse, finbi_home)
