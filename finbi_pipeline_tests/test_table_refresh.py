@@ -12,6 +12,7 @@ from finbi_pipeline.assets.analytics import ANALYTICS_UPDATES
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.sql_templates import ANALYTICS_TABLES, sql_file, to_duckdb
 from finbi_pipeline.table_refresh import FULL, INCREMENTAL, UNCHANGED
+from finbi_pipeline_tests._catalog_tables import create_catalog_tables
 
 DAY1, DAY2, DAY3 = dt.date(2025, 4, 10), dt.date(2025, 4, 11), dt.date(2025, 4, 12)
 _uploads = itertools.count(1)
@@ -73,16 +74,7 @@ def warehouse(finbi_home) -> DuckDBEngine:
     """Catalog tables with one upload of each kind, every analytics table built."""
     engine = DuckDBEngine(home=str(finbi_home))
     with engine.connect() as con:
-        con.execute(
-            "CREATE TABLE interactions (user_id VARCHAR, item_id VARCHAR, event_type VARCHAR,"
-            " event_time TIMESTAMP, event_date DATE, source VARCHAR, upload_id VARCHAR)"
-        )
-        con.execute(
-            "CREATE TABLE sales (order_id VARCHAR, user_id VARCHAR, item_id VARCHAR,"
-            " quantity BIGINT, unit_price DECIMAL(18,4), amount DECIMAL(18,4),"
-            " sale_time TIMESTAMP, sale_date DATE, country VARCHAR, source VARCHAR,"
-            " upload_id VARCHAR)"
-        )
+        create_catalog_tables(con)
     add_events(engine, FIRST_EVENTS)
     add_lines(engine, FIRST_LINES)
     for table in ANALYTICS_TABLES:

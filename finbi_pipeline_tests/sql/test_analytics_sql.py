@@ -9,6 +9,7 @@ import sqlglot
 
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.sql_templates import ANALYTICS_TABLES, SQL_DIR, sql_file, to_duckdb
+from finbi_pipeline_tests._catalog_tables import create_catalog_tables
 
 T = dt.datetime(2025, 4, 10, 12, 0)
 DAY1, DAY2 = dt.date(2025, 4, 10), dt.date(2025, 4, 11)
@@ -36,19 +37,10 @@ LINES = [
 def warehouse(finbi_home):
     engine = DuckDBEngine(home=str(finbi_home))
     with engine.connect() as con:
-        con.execute(
-            "CREATE TABLE interactions (user_id VARCHAR, item_id VARCHAR, event_type VARCHAR,"
-            " event_time TIMESTAMP, event_date DATE, source VARCHAR, upload_id VARCHAR)"
-        )
+        create_catalog_tables(con)
         con.executemany(
             "INSERT INTO interactions VALUES (?, ?, ?, ?, CAST(? AS DATE), 's', 'u')",
             [(*e, e[3]) for e in EVENTS],
-        )
-        con.execute(
-            "CREATE TABLE sales (order_id VARCHAR, user_id VARCHAR, item_id VARCHAR,"
-            " quantity BIGINT, unit_price DECIMAL(18,4), amount DECIMAL(18,4),"
-            " sale_time TIMESTAMP, sale_date DATE, country VARCHAR, source VARCHAR,"
-            " upload_id VARCHAR)"
         )
         con.executemany(
             "INSERT INTO sales VALUES (?, ?, ?, ?, CAST(? AS DECIMAL(18,4)),"
