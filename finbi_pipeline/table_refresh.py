@@ -25,11 +25,11 @@ import hashlib
 from dataclasses import dataclass, field
 
 import duckdb
-import pandas as pd
 import sqlglot
 from sqlglot import exp
 
 from finbi_pipeline.sql_templates import literal, to_duckdb
+from finbi_pipeline.upload_counts import upload_row_counts, uploads_frame
 
 KINDS = ("interactions", "sales")
 FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
@@ -88,7 +88,7 @@ def refresh_table(
     definition = hashlib.sha256(f"{REFRESH_VERSION}\n{sql}\n{update!r}".encode()).hexdigest()
     con.execute("BEGIN TRANSACTION")
     try:
-        before = _current_uploads(con, kinds)
+        before = upload_row_counts(con, kinds)
         mode, reason, new = _plan(con, table, definition, update, before)
         if mode == FULL:
             con.execute(f"CREATE OR REPLACE TABLE finbi.{table} AS {to_duckdb(sql)}")
@@ -97,7 +97,7 @@ def refresh_table(
             con.execute(f"CREATE OR REPLACE TABLE finbi.{table} AS {statement}")
         # A curated merge that ran alongside could have added rows after `before` was read;
         # then what the table holds is unknown, and recording nothing rebuilds it next time.
-        recorded = before if _current_uploads(con, kinds) == before else None
+        recorded = before if upload_row_counts(con, kinds) == before else None
         _record(con, table, definition, recorded)
         (rows,) = con.execute(f"SELECT count(*) FROM finbi.{table}").fetchone()
         con.execute("COMMIT")
@@ -205,17 +205,6 @@ def _tables_read(sql: str) -> set[str]:
     return {node.name for node in sqlglot.parse_one(sql, read="athena").find_all(exp.Table)}
 
 
-def _current_uploads(con: duckdb.DuckDBPyConnection, kinds: list[str]) -> dict:
-    """{(kind, upload_id): rows} over the catalog tables `kinds`."""
-    current = {}
-    for kind in kinds:
-        for upload_id, rows in con.execute(
-            f"SELECT upload_id, count(*) FROM finbi.{kind} GROUP BY upload_id"
-        ).fetchall():
-            current[(kind, upload_id)] = rows
-    return current
-
-
 def _record(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -229,10 +218,8 @@ def _record(
         return
     con.execute("INSERT INTO finbi_state.analytics_definitions VALUES (?, ?)", [table, definition])
     # One INSERT from a frame: executemany costs about 1 ms a row here.
-    recorded = pd.DataFrame(
-        [(table, kind, upload_id, rows) for (kind, upload_id), rows in uploads.items()],
-        columns=["table_name", "kind", "upload_id", "rows"],
+    con.register("recorded_uploads", uploads_frame(uploads))
+    con.execute(
+        "INSERT INTO finbi_state.analytics_uploads SELECT ?, * FROM recorded_uploads", [table]
     )
-    con.register("recorded_uploads", recorded)
-    con.execute("INSERT INTO finbi_state.analytics_uploads SELECT * FROM recorded_uploads")
     con.unregister("recorded_uploads")

@@ -165,7 +165,7 @@ def test_a_changed_definition_rebuilds(warehouse):
 
 def test_a_catalog_changing_during_a_refresh_makes_the_next_one_full(warehouse, monkeypatch):
     add_events(warehouse, MORE_EVENTS)
-    real = table_refresh._current_uploads
+    real = table_refresh.upload_row_counts
     calls = itertools.count()
 
     def current_uploads(con, kinds):
@@ -174,7 +174,7 @@ def test_a_catalog_changing_during_a_refresh_makes_the_next_one_full(warehouse, 
             uploads[("interactions", "raw/interactions/late.csv@v1")] = 1
         return uploads
 
-    monkeypatch.setattr(table_refresh, "_current_uploads", current_uploads)
+    monkeypatch.setattr(table_refresh, "upload_row_counts", current_uploads)
     assert refresh(warehouse, "top_items")["refresh_mode"] == INCREMENTAL
     monkeypatch.undo()
     how = refresh(warehouse, "top_items")

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import duckdb
 
+from finbi_pipeline.upload_counts import upload_row_counts, uploads_frame
+
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
 # failing on an extract written by an older version.
@@ -329,16 +331,10 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
     ),
 )
 
-# Rows per upload in the warehouse, built into the scratch database at the start of every
-# refresh: an upload's rows never change once merged (a new version of a key is a new
-# upload_id), so comparing this with the extract's `extract_uploads` tells what is new.
-CURRENT_UPLOADS = """
-    SELECT 'interactions' AS kind, upload_id, count(*)::BIGINT AS rows
-    FROM finbi.interactions GROUP BY upload_id
-    UNION ALL
-    SELECT 'sales' AS kind, upload_id, count(*)::BIGINT AS rows
-    FROM finbi.sales GROUP BY upload_id
-"""
+# Rows per upload in the warehouse (`upload_row_counts`) are stored in the scratch database
+# as `current_uploads` at the start of every refresh: an upload's rows never change once
+# merged (a new version of a key is a new upload_id), so comparing them with the extract's
+# `extract_uploads` tells what is new.
 KINDS = ("interactions", "sales")
 
 
@@ -388,7 +384,13 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
     warehouse.execute("SET preserve_insertion_order = false")
     try:
         _attach(warehouse, scratch, _SCRATCH_ALIAS)
-        warehouse.execute(f"CREATE TABLE {_SCRATCH_ALIAS}.current_uploads AS {CURRENT_UPLOADS}")
+        current = upload_row_counts(warehouse, KINDS)
+        uploads = uploads_frame(current)
+        warehouse.register("finbi_current_uploads", uploads)
+        warehouse.execute(
+            f"CREATE TABLE {_SCRATCH_ALIAS}.current_uploads AS SELECT * FROM finbi_current_uploads"
+        )
+        warehouse.unregister("finbi_current_uploads")
         plan = _start_build(warehouse, target, temporary)
         if plan.mode == "full":
             plan.full_build_at = refreshed_at
@@ -409,7 +411,7 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
             row_counts[table.name] = warehouse.execute(
                 f"SELECT count(*) FROM {_BUILD_ALIAS}.{table.name}"
             ).fetchone()[0]
-        _check_uploads_unchanged(warehouse)
+        _check_uploads_unchanged(warehouse, current)
         warehouse.execute(f"DETACH {_SCRATCH_ALIAS}")
         # DETACH checkpoints: the file is complete and self-contained (no WAL) afterwards.
         warehouse.execute(f"DETACH {_BUILD_ALIAS}")
@@ -519,21 +521,17 @@ class WarehouseChanged(RuntimeError):
     """Uploads were merged into the warehouse while the extract was being built."""
 
 
-def _check_uploads_unchanged(warehouse: duckdb.DuckDBPyConnection) -> None:
+def _check_uploads_unchanged(warehouse: duckdb.DuckDBPyConnection, current: dict) -> None:
     """Refuse to swap in an extract whose tables may have read different uploads.
 
     The catalog views read the curated files as they are at each statement, so a merge
     that ran alongside could leave some tables with an upload and `extract_uploads`
     without it (the next refresh would add it twice). The step's retry builds it again.
     """
-    (changed,) = warehouse.execute(
-        f"SELECT count(*) FROM ((({CURRENT_UPLOADS}) EXCEPT "
-        f"SELECT * FROM {_SCRATCH_ALIAS}.current_uploads) UNION ALL "
-        f"(SELECT * FROM {_SCRATCH_ALIAS}.current_uploads EXCEPT ({CURRENT_UPLOADS})))"
-    ).fetchone()
+    changed = set(upload_row_counts(warehouse, KINDS).items()) ^ set(current.items())
     if changed:
         raise WarehouseChanged(
-            f"{changed} upload(s) changed in the warehouse during the dashboard refresh; "
+            f"{len(changed)} upload(s) changed in the warehouse during the dashboard refresh; "
             "the previous extract is kept: refresh again"
         )
 

@@ -15,6 +15,7 @@ import dagster as dg
 
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
+from finbi_pipeline.upload_counts import upload_files_sql, upload_files_view
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,11 @@ class DuckDBCatalog(Catalog):
     engine: DuckDBEngine
 
     def register_table(self, table: TableSpec) -> SchemaChange:
+        has_files = any(True for _ in self.lake.list_objects(table.prefix))
         with self.engine.connect() as con:
-            con.execute(f"CREATE OR REPLACE VIEW finbi.{table.name} AS {self._select(table)}")
+            select = self._select(table, has_files)
+            con.execute(f"CREATE OR REPLACE VIEW finbi.{table.name} AS {select}")
+            self._register_upload_files(con, table, has_files)
             described = con.execute(f"DESCRIBE finbi.{table.name}").fetchall()
             current = {row[0]: row[1] for row in described}
             con.execute(
@@ -120,8 +124,21 @@ class DuckDBCatalog(Catalog):
     def location(self, table: TableSpec) -> str:
         return self.lake.uri(table.prefix)
 
-    def _select(self, table: TableSpec) -> str:
-        has_files = any(True for _ in self.lake.list_objects(table.prefix))
+    def _register_upload_files(self, con, table: TableSpec, has_files: bool) -> None:
+        """For a curated table, a view over its files' footers: rows per upload without
+        reading the rows (`upload_counts.upload_row_counts`)."""
+        if not table.partition_column:
+            return
+        con.execute("CREATE SCHEMA IF NOT EXISTS finbi_state")
+        view = upload_files_view(table.name)
+        if not has_files:
+            con.execute(f"DROP VIEW IF EXISTS {view}")
+            return
+        root = self.lake.uri(table.prefix).replace("'", "''")
+        files = upload_files_sql(f"{root}/{table.partition_column}=*/*.parquet")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS {files}")
+
+    def _select(self, table: TableSpec, has_files: bool) -> str:
         if not has_files:
             columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in table.columns.items())
             return f"SELECT {columns} WHERE FALSE"

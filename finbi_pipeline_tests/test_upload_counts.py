@@ -1,0 +1,60 @@
+"""Rows per upload, from the curated files' Parquet footers where the local catalog keeps
+them, else by counting: either way the exact counts."""
+
+from __future__ import annotations
+
+import pytest
+
+from finbi_pipeline.assets.catalog import TABLES
+from finbi_pipeline.resources.catalog import DuckDBCatalog
+from finbi_pipeline.resources.engine import DuckDBEngine
+from finbi_pipeline.resources.lake import LocalLake
+from finbi_pipeline.upload_counts import upload_row_counts
+
+UPLOAD_A, UPLOAD_B = "raw/interactions/a.csv@v1", "raw/interactions/b.csv@v2"
+
+
+@pytest.fixture
+def catalog(finbi_home) -> DuckDBCatalog:
+    engine = DuckDBEngine(home=str(finbi_home))
+    return DuckDBCatalog(lake=LocalLake(home=str(finbi_home)), engine=engine)
+
+
+def write_curated(catalog: DuckDBCatalog, day: str, name: str, uploads: dict[str, int]) -> None:
+    """A curated interactions file holding `rows` rows of each upload, as the merge writes."""
+    folder = catalog.lake.root / "curated" / "interactions" / f"event_date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = " UNION ALL ".join(
+        f"SELECT 'u' || i AS user_id, 'i' AS item_id, 'VIEW' AS event_type, "
+        f"TIMESTAMP '{day} 12:00' AS event_time, 'web' AS source, '{upload}' AS upload_id "
+        f"FROM range({n}) AS t(i)"
+        for upload, n in uploads.items()
+    )
+    with catalog.engine.connect() as con:
+        con.execute(f"COPY ({rows}) TO '{folder / name}' (FORMAT parquet)")
+
+
+def counts(catalog: DuckDBCatalog) -> dict:
+    catalog.register_table(TABLES["interactions"])
+    with catalog.engine.connect() as con:
+        return upload_row_counts(con, ["interactions"])
+
+
+def test_counts_per_upload_across_day_folders(catalog):
+    write_curated(catalog, "2025-04-10", "a.parquet", {UPLOAD_A: 3})
+    write_curated(catalog, "2025-04-11", "a.parquet", {UPLOAD_A: 2})
+    write_curated(catalog, "2025-04-11", "b.parquet", {UPLOAD_B: 4})
+    assert counts(catalog) == {("interactions", UPLOAD_A): 5, ("interactions", UPLOAD_B): 4}
+
+
+def test_a_file_with_two_uploads_is_counted_row_by_row(catalog):
+    write_curated(catalog, "2025-04-10", "ab.parquet", {UPLOAD_A: 3, UPLOAD_B: 1})
+    assert counts(catalog) == {("interactions", UPLOAD_A): 3, ("interactions", UPLOAD_B): 1}
+
+
+def test_no_curated_files_means_no_uploads(catalog):
+    write_curated(catalog, "2025-04-10", "a.parquet", {UPLOAD_A: 3})
+    assert counts(catalog)
+    day = catalog.lake.root / "curated" / "interactions" / "event_date=2025-04-10"
+    (day / "a.parquet").unlink()
+    assert counts(catalog) == {}
