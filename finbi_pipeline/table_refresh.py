@@ -28,6 +28,7 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 
+from finbi_pipeline.aggregate_merge import merge_aggregates
 from finbi_pipeline.sql_templates import literal, to_duckdb
 from finbi_pipeline.upload_counts import upload_row_counts, uploads_frame
 
@@ -93,8 +94,7 @@ def refresh_table(
         if mode == FULL:
             con.execute(f"CREATE OR REPLACE TABLE finbi.{table} AS {to_duckdb(sql)}")
         elif mode == INCREMENTAL:
-            statement = _incremental_sql(con, table, sql, update, new)
-            con.execute(f"CREATE OR REPLACE TABLE finbi.{table} AS {statement}")
+            _apply_new_uploads(con, table, sql, update, new)
         # A curated merge that ran alongside could have added rows after `before` was read;
         # then what the table holds is unknown, and recording nothing rebuilds it next time.
         recorded = before if upload_row_counts(con, kinds) == before else None
@@ -147,41 +147,32 @@ def _plan(
     return INCREMENTAL, f"{added} new upload(s)", new
 
 
-def _incremental_sql(
+def _apply_new_uploads(
     con: duckdb.DuckDBPyConnection,
     table: str,
     sql: str,
     update: Merge | RecomputeDays,
     new: dict[str, list[str]],
-) -> str:
-    """The DuckDB query whose result is `table` brought up to date with the `new` uploads."""
+) -> None:
+    """Bring `finbi.<table>` up to date with the `new` uploads, rewriting only the rows
+    they change."""
+    target = f"finbi.{table}"
     if isinstance(update, Merge):
         over_new = _over(sql, {kind: _uploads(kind, new[kind]) for kind in KINDS})
-        columns = con.execute(f"DESCRIBE finbi.{table}").fetchall()
-        select = ", ".join(
-            name
-            if name in update.keys
-            else f"CAST({update.combine.get(name, f'SUM({name})')} AS {column_type}) AS {name}"
-            for name, column_type, *_ in columns
-        )
-        return (
-            f"SELECT {select} FROM (SELECT * FROM finbi.{table} "
-            f"UNION ALL BY NAME SELECT * FROM ({over_new})) AS merged "
-            f"GROUP BY {', '.join(update.keys)}"
-        )
+        merge_aggregates(con, target, over_new, update.keys, update.combine)
+        return
     column = update.column
     days = con.execute(
         f"SELECT DISTINCT {column} FROM ({to_duckdb(_uploads(update.kind, new[update.kind]))}) "
         f"ORDER BY {column}"
     ).fetchall()
+    if not days:
+        return
     # Literal days, not a subquery: DuckDB then reads only those days' partition folders.
-    in_days = ", ".join(f"DATE {literal(day.isoformat())}" for (day,) in days) or "NULL"
+    in_days = ", ".join(f"DATE {literal(day.isoformat())}" for (day,) in days)
     days_only = f"SELECT * FROM {update.kind} WHERE {column} IN ({in_days})"
-    recomputed = _over(sql, {update.kind: days_only})
-    return (
-        f"SELECT * FROM finbi.{table} WHERE {column} NOT IN ({in_days}) "
-        f"UNION ALL BY NAME SELECT * FROM ({recomputed})"
-    )
+    con.execute(f"DELETE FROM {target} WHERE {column} IN ({in_days})")
+    con.execute(f"INSERT INTO {target} BY NAME {_over(sql, {update.kind: days_only})}")
 
 
 def _uploads(kind: str, upload_ids: list[str]) -> str:

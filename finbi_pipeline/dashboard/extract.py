@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from finbi_pipeline.aggregate_merge import merge_aggregates
 from finbi_pipeline.upload_counts import upload_row_counts, uploads_frame
 
 SERVING_FILENAME = "serving.duckdb"
@@ -75,8 +76,9 @@ class ServingTable:
     how a refresh that only adds uploads brings it up to date, reading only what is new:
 
     * APPEND: insert the query's result over the new uploads' rows;
-    * SUM: re-aggregate the stored rows with the query's result over the new rows (`keys`
-      are the grouping columns, every other column is a sum);
+    * SUM: re-aggregate the stored rows of the keys the new rows carry with the query's
+      result over the new rows (`keys` are the grouping columns, every other column is a
+      sum); other rows stay as they are;
     * RECOMPUTE: delete the rows of every `keys[0]` value the new rows carry and recompute
       them from all rows with those values;
     * REBUILD: build it again (small tables).
@@ -91,6 +93,11 @@ class ServingTable:
     update: str
     keys: tuple[str, ...] = ()
     staging: tuple[tuple[str, str], ...] = ()
+    # RECOMPUTE only: (staging table, query over `{build}`, combine). In an update that
+    # staging table is built from the new rows alone, then merged (`merge_aggregates`, on
+    # `keys`) with the stored totals the query selects, instead of reading every old row
+    # of the affected keys again. For totals that add up (counts, sums, MIN and MAX).
+    merge_stored: tuple[str, str, dict[str, str]] | None = None
 
 
 # In build order. Every query reads only the contract tables `finbi.*` (through the
@@ -231,6 +238,19 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         """,
         RECOMPUTE,
         keys=("user_id",),
+        merge_stored=(
+            "user_event_totals",
+            """
+            SELECT user_id, events, views, add_to_carts, purchases, first_event_time,
+                   last_event_time
+            FROM {build}.users SEMI JOIN {scratch}.affected_user_id USING (user_id)
+            WHERE events > 0
+            """,
+            {
+                "first_event_time": "MIN(first_event_time)",
+                "last_event_time": "MAX(last_event_time)",
+            },
+        ),
         staging=(
             (
                 "user_event_totals",
@@ -586,7 +606,17 @@ def _update(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Pl
             "sales": f"(SELECT * FROM finbi.sales {restricted})",
             "sales_orders": f"(SELECT * FROM {_BUILD_ALIAS}.sales_orders {restricted})",
         }
+        if table.merge_stored:
+            relations["interactions"] = _delta_relation(
+                "interactions", plan.new_uploads["interactions"]
+            )
         sql = _render(warehouse, table.query, relations, table.staging)
+        if table.merge_stored:
+            staging_table, stored_query, combine = table.merge_stored
+            stored = _render(warehouse, stored_query, relations)
+            merge_aggregates(
+                warehouse, f"{_SCRATCH_ALIAS}.{staging_table}", stored, table.keys, combine
+            )
         warehouse.execute(f"DELETE FROM {target} {restricted}")
         warehouse.execute(f"INSERT INTO {target} {sql}")
         _drop_staging(warehouse, table)
@@ -599,21 +629,8 @@ def _update(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Pl
     if table.update == APPEND:
         warehouse.execute(f"INSERT INTO {target} {sql}")
         return
-    # SUM: the stored rows and the new rows' aggregate, grouped again.
-    columns = warehouse.execute(f"DESCRIBE {target}").fetchall()
-    sums = ", ".join(
-        f"sum({name})::{column_type} AS {name}"
-        for name, column_type, *_ in columns
-        if name not in table.keys
-    )
-    keys = ", ".join(table.keys)
-    warehouse.execute(
-        f"CREATE TABLE {target}__merged AS SELECT {keys}, {sums} "
-        f"FROM (SELECT * FROM {target} UNION ALL BY NAME SELECT * FROM ({sql})) "
-        f"GROUP BY {keys} ORDER BY {keys}"
-    )
-    warehouse.execute(f"DROP TABLE {target}")
-    warehouse.execute(f"ALTER TABLE {target}__merged RENAME TO {table.name}")
+    # SUM: the stored rows of the keys the new rows carry, re-summed with them.
+    merge_aggregates(warehouse, target, sql, table.keys)
 
 
 def _render(
