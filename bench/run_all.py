@@ -2,7 +2,8 @@
 (the previous one is kept as bench/results/previous.md; raw records as latest.jsonl).
 
     python bench/run_all.py                 # 10M e2e (3 runs) + incremental, pandas, UCI
-                                            # uploads, sensor, Athena bytes, dashboard, 100M
+                                            # uploads, sensor, Athena bytes, dashboard,
+                                            # 100M (1 run) + incremental
     python bench/run_all.py --quick         # small sizes, < 2 minutes: a smoke test
     python bench/run_all.py --big-rows 30000000   # a smaller "big" run when time is short
     python bench/run_all.py --skip big pandas     # leave some benchmarks out
@@ -128,7 +129,6 @@ def main() -> None:
             str(args.big_rows),
             "--runs",
             "1",
-            "--no-incremental",
             "--no-floor",
             *work,
             jsonl=jsonl,
