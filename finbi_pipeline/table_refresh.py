@@ -5,8 +5,9 @@ An upload's curated rows never change once merged: a new version of a key is a n
 refresh is uploads that were added, the table can be brought up to date from their rows
 alone, as its `update` rule says:
 
-* `Merge`: re-aggregate the stored rows with the table's own query over the new rows
-  (counts and sums add up; `combine` gives the columns that do not, e.g. MIN and MAX);
+* `Merge`: re-aggregate the stored rows of the keys the new rows carry with the table's
+  own query over the new rows (counts and sums add up; `combine` gives the columns that do
+  not, e.g. MIN and MAX); other rows stay as they are (`aggregate_merge`);
 * `RecomputeDays`: keep the days the new rows do not touch and recompute the days they do
   from all of those days' rows (for distinct counts, which do not add up);
 * `None`: always rebuilt from every row.
@@ -48,7 +49,7 @@ _STATE_DDL = (
 
 @dataclass(frozen=True)
 class Merge:
-    """Stored rows and the query over the new rows, grouped again by `keys`.
+    """The query over the new rows, merged into the stored rows with the same `keys`.
 
     Every other column is summed unless `combine` gives its expression over the group
     (e.g. `MIN(first_event_time)`, or a ratio of two sums). Results are cast back to the
