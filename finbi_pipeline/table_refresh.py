@@ -8,8 +8,10 @@ alone, as its `update` rule says:
 * `Merge`: re-aggregate the stored rows of the keys the new rows carry with the table's
   own query over the new rows (counts and sums add up; `combine` gives the columns that do
   not, e.g. MIN and MAX); other rows stay as they are (`aggregate_merge`);
+* `MergeAgainstStored`: like `Merge`, with what the new rows add computed by a SQL file that
+  also consults the stored rows of the days they fall on (distinct users per day);
 * `RecomputeDays`: keep the days the new rows do not touch and recompute the days they do
-  from all of those days' rows (for distinct counts, which do not add up);
+  from all of those days' rows (distinct counts, where the rows per day are few);
 * `None`: always rebuilt from every row.
 
 Anything else (no previous build, an upload replaced or removed, another definition of the
@@ -30,7 +32,7 @@ import sqlglot
 from sqlglot import exp
 
 from finbi_pipeline.aggregate_merge import merge_aggregates
-from finbi_pipeline.sql_templates import literal, to_duckdb
+from finbi_pipeline.sql_templates import literal, render, to_duckdb
 from finbi_pipeline.upload_counts import upload_row_counts, uploads_frame
 
 KINDS = ("interactions", "sales")
@@ -71,6 +73,23 @@ class RecomputeDays:
 
 
 @dataclass(frozen=True)
+class MergeAgainstStored:
+    """Like `Merge`, but what the new `kind` rows add comes from the SQL file `increment`,
+    rendered with `{{new_rows}}` and `{{stored_rows}}` (the other rows of the days, in
+    `column`, that the new rows fall on): for counts that only add up once the stored rows
+    are consulted, such as distinct users per day."""
+
+    keys: tuple[str, ...]
+    kind: str
+    column: str
+    increment: str
+
+
+# How a table takes in new uploads; None: it is rebuilt from every row each time.
+Update = Merge | MergeAgainstStored | RecomputeDays | None
+
+
+@dataclass(frozen=True)
 class TableRefresh:
     """How a refresh went: `mode` is FULL, INCREMENTAL or UNCHANGED, `reason` says why."""
 
@@ -81,7 +100,7 @@ class TableRefresh:
 
 
 def refresh_table(
-    con: duckdb.DuckDBPyConnection, table: str, sql: str, update: Merge | RecomputeDays | None
+    con: duckdb.DuckDBPyConnection, table: str, sql: str, update: Update
 ) -> TableRefresh:
     """Bring `finbi.<table>`, defined by the Athena query `sql`, up to date on `con`."""
     for statement in _STATE_DDL:
@@ -112,7 +131,7 @@ def _plan(
     con: duckdb.DuckDBPyConnection,
     table: str,
     definition: str,
-    update: Merge | RecomputeDays | None,
+    update: Update,
     current: dict[tuple[str, str], int],
 ) -> tuple[str, str, dict[str, list[str]]]:
     """(mode, reason, new upload ids per kind) for this refresh."""
@@ -152,7 +171,7 @@ def _apply_new_uploads(
     con: duckdb.DuckDBPyConnection,
     table: str,
     sql: str,
-    update: Merge | RecomputeDays,
+    update: Update,
     new: dict[str, list[str]],
 ) -> None:
     """Bring `finbi.<table>` up to date with the `new` uploads, rewriting only the rows
@@ -162,17 +181,24 @@ def _apply_new_uploads(
         over_new = _over(sql, {kind: _uploads(kind, new[kind]) for kind in KINDS})
         merge_aggregates(con, target, over_new, update.keys, update.combine)
         return
-    column = update.column
+    ids = new[update.kind]
     days = con.execute(
-        f"SELECT DISTINCT {column} FROM ({to_duckdb(_uploads(update.kind, new[update.kind]))}) "
-        f"ORDER BY {column}"
+        f"SELECT DISTINCT {update.column} FROM ({to_duckdb(_uploads(update.kind, ids))}) ORDER BY 1"
     ).fetchall()
     if not days:
         return
     # Literal days, not a subquery: DuckDB then reads only those days' partition folders.
     in_days = ", ".join(f"DATE {literal(day.isoformat())}" for (day,) in days)
-    days_only = f"SELECT * FROM {update.kind} WHERE {column} IN ({in_days})"
-    con.execute(f"DELETE FROM {target} WHERE {column} IN ({in_days})")
+    days_only = f"SELECT * FROM {update.kind} WHERE {update.column} IN ({in_days})"
+    if isinstance(update, MergeAgainstStored):
+        increment = render(
+            update.increment,
+            new_rows=_uploads(update.kind, ids),
+            stored_rows=f"{days_only} AND upload_id NOT IN ({', '.join(map(literal, ids))})",
+        )
+        merge_aggregates(con, target, to_duckdb(increment), update.keys)
+        return
+    con.execute(f"DELETE FROM {target} WHERE {update.column} IN ({in_days})")
     con.execute(f"INSERT INTO {target} BY NAME {_over(sql, {update.kind: days_only})}")
 
 

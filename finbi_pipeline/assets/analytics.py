@@ -10,7 +10,7 @@ from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY
 from finbi_pipeline.metadata import table_metadata
 from finbi_pipeline.resources.engine import QueryEngine
 from finbi_pipeline.sql_templates import sql_file
-from finbi_pipeline.table_refresh import Merge, RecomputeDays
+from finbi_pipeline.table_refresh import Merge, MergeAgainstStored, RecomputeDays
 
 # Which tables each analytics table reads.
 ANALYTICS_INPUTS = {
@@ -25,8 +25,13 @@ ANALYTICS_INPUTS = {
 # How each table takes in new uploads without reading every row (None: it cannot).
 ANALYTICS_UPDATES = {
     "event_counts_by_type": Merge(keys=("event_type",)),
-    # Distinct users per day do not add up: the days with new events are recomputed.
-    "daily_events": RecomputeDays("interactions", "event_date"),
+    # Distinct users per day add up only once the stored events of those days are consulted.
+    "daily_events": MergeAgainstStored(
+        keys=("event_date", "event_type"),
+        kind="interactions",
+        column="event_date",
+        increment="daily_events_increment",
+    ),
     "user_activity": Merge(
         keys=("user_id",),
         combine={
@@ -35,7 +40,8 @@ ANALYTICS_UPDATES = {
             "last_event_time": "MAX(last_event_time)",
         },
     ),
-    # Distinct orders and customers per day do not add up either.
+    # Distinct orders and customers per day: the days with new lines are recomputed (sales
+    # lines are a tenth of the events).
     "daily_sales": RecomputeDays("sales", "sale_date"),
     "top_items": Merge(keys=("item_id",)),
     # Distinct orders over all time: rebuilt (from user_activity and the sales lines).

@@ -20,7 +20,7 @@ import pandas as pd
 
 from finbi_pipeline.sources import SourceSpec
 from finbi_pipeline.sql_templates import to_duckdb
-from finbi_pipeline.table_refresh import FULL, Merge, RecomputeDays, refresh_table
+from finbi_pipeline.table_refresh import FULL, Update, refresh_table
 
 # Trino functions sqlglot passes through unchanged; DuckDB gets them as macros (ICU).
 _TRINO_COMPAT_MACROS = (
@@ -117,9 +117,7 @@ class QueryEngine(dg.ConfigurableResource, ABC):
     def create_table(self, table: str, sql: str) -> QueryStats:
         """Create or replace the analytics table `table` from a query."""
 
-    def refresh_table(
-        self, table: str, sql: str, update: Merge | RecomputeDays | None
-    ) -> QueryStats:
+    def refresh_table(self, table: str, sql: str, update: Update) -> QueryStats:
         """Bring analytics table `table` up to date; `stats.extra` says how (`table_refresh`).
 
         This engine rebuilds it from every row; the local one can do less (`update`).
@@ -185,9 +183,7 @@ class DuckDBEngine(QueryEngine):
             rows = con.execute(f"SELECT COUNT(*) FROM finbi.{table}").fetchone()[0]
         return QueryStats(rows=rows, engine_ms=(time.perf_counter() - started) * 1000)
 
-    def refresh_table(
-        self, table: str, sql: str, update: Merge | RecomputeDays | None
-    ) -> QueryStats:
+    def refresh_table(self, table: str, sql: str, update: Update) -> QueryStats:
         started = time.perf_counter()
         with self.connect() as con:
             refresh = refresh_table(con, table, sql, update)

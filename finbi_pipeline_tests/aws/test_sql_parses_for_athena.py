@@ -8,7 +8,7 @@ import pytest
 import sqlglot
 
 from finbi_pipeline.sources import load_sources
-from finbi_pipeline.sql_templates import SQL_DIR, curation_sql, sql_file, validation_sql
+from finbi_pipeline.sql_templates import SQL_DIR, curation_sql, render, sql_file, validation_sql
 
 NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
 
@@ -30,6 +30,8 @@ def _rendered() -> dict[str, str]:
                 upload_id="s.__upload_id",
                 key_prefix="s.__key_prefix",
             )
+        elif name.endswith("_increment"):
+            rendered[name] = render(name, new_rows="SELECT 1", stored_rows="SELECT 1")
         else:
             rendered[name] = sql_file(name)
     return rendered
