@@ -351,10 +351,6 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
     ),
 )
 
-# Rows per upload in the warehouse (`upload_row_counts`) are stored in the scratch database
-# as `current_uploads` at the start of every refresh: an upload's rows never change once
-# merged (a new version of a key is a new upload_id), so comparing them with the extract's
-# `extract_uploads` tells what is new.
 KINDS = ("interactions", "sales")
 
 
@@ -404,6 +400,8 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
     warehouse.execute("SET preserve_insertion_order = false")
     try:
         _attach(warehouse, scratch, _SCRATCH_ALIAS)
+        # Rows per upload: an upload's rows never change once merged (a new version of a
+        # key is a new upload_id), so comparing them with `extract_uploads` tells what is new.
         current = upload_row_counts(warehouse, KINDS)
         uploads = uploads_frame(current)
         warehouse.register("finbi_current_uploads", uploads)
