@@ -33,9 +33,14 @@ from sqlglot import exp
 
 from finbi_pipeline.aggregate_merge import merge_aggregates
 from finbi_pipeline.sql_templates import literal, render, to_duckdb
-from finbi_pipeline.upload_counts import upload_row_counts, uploads_frame
+from finbi_pipeline.upload_counts import (
+    KINDS,
+    quoted,
+    rows_of_uploads,
+    upload_row_counts,
+    uploads_frame,
+)
 
-KINDS = ("interactions", "sales")
 FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
 # Bump when the way tables are merged changes, so that every table is rebuilt once.
 REFRESH_VERSION = 1
@@ -178,12 +183,12 @@ def _apply_new_uploads(
     they change."""
     target = f"finbi.{table}"
     if isinstance(update, Merge):
-        over_new = _over(sql, {kind: _uploads(kind, new[kind]) for kind in KINDS})
+        over_new = _over(sql, {kind: rows_of_uploads(kind, new[kind]) for kind in KINDS})
         merge_aggregates(con, target, over_new, update.keys, update.combine)
         return
     ids = new[update.kind]
     days = con.execute(
-        f"SELECT DISTINCT {update.column} FROM ({to_duckdb(_uploads(update.kind, ids))}) ORDER BY 1"
+        f"SELECT DISTINCT {update.column} FROM ({rows_of_uploads(update.kind, ids)}) ORDER BY 1"
     ).fetchall()
     if not days:
         return
@@ -193,20 +198,13 @@ def _apply_new_uploads(
     if isinstance(update, MergeAgainstStored):
         increment = render(
             update.increment,
-            new_rows=_uploads(update.kind, ids),
-            stored_rows=f"{days_only} AND upload_id NOT IN ({', '.join(map(literal, ids))})",
+            new_rows=rows_of_uploads(update.kind, ids),
+            stored_rows=f"{days_only} AND upload_id NOT IN ({quoted(ids)})",
         )
         merge_aggregates(con, target, to_duckdb(increment), update.keys)
         return
     con.execute(f"DELETE FROM {target} WHERE {update.column} IN ({in_days})")
     con.execute(f"INSERT INTO {target} BY NAME {_over(sql, {update.kind: days_only})}")
-
-
-def _uploads(kind: str, upload_ids: list[str]) -> str:
-    """(Athena) the rows of `kind` these uploads added."""
-    if not upload_ids:
-        return f"SELECT * FROM {kind} WHERE FALSE"
-    return f"SELECT * FROM {kind} WHERE upload_id IN ({', '.join(map(literal, upload_ids))})"
 
 
 def _over(sql: str, relations: dict[str, str]) -> str:

@@ -10,6 +10,20 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+KINDS = ("interactions", "sales")
+
+
+def rows_of_uploads(kind: str, upload_ids: list[str]) -> str:
+    """A query (DuckDB and Athena alike) for the rows of `finbi.<kind>` these uploads added."""
+    if not upload_ids:
+        return f"SELECT * FROM finbi.{kind} WHERE FALSE"
+    return f"SELECT * FROM finbi.{kind} WHERE upload_id IN ({quoted(upload_ids)})"
+
+
+def quoted(values: list[str]) -> str:
+    """String literals, comma-separated."""
+    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+
 
 def upload_files_view(kind: str) -> str:
     """The view the local catalog keeps over the curated `kind` files' Parquet footers."""

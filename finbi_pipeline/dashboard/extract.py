@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 
 from finbi_pipeline.aggregate_merge import merge_aggregates
-from finbi_pipeline.upload_counts import upload_row_counts, uploads_frame
+from finbi_pipeline.upload_counts import KINDS, rows_of_uploads, upload_row_counts, uploads_frame
 
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
@@ -351,8 +351,6 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
     ),
 )
 
-KINDS = ("interactions", "sales")
-
 
 def serving_path(home: Path | None = None) -> Path:
     """Where the dashboard reads its extract: `$FINBI_HOME/dashboard/serving.duckdb`.
@@ -555,11 +553,8 @@ def _check_uploads_unchanged(warehouse: duckdb.DuckDBPyConnection, current: dict
 
 
 def _delta_relation(kind: str, upload_ids: list[str]) -> str:
-    """The rows of `finbi.<kind>` that these uploads added."""
-    if not upload_ids:
-        return f"(SELECT * FROM finbi.{kind} WHERE false)"
-    ids = ", ".join("'" + upload_id.replace("'", "''") + "'" for upload_id in upload_ids)
-    return f"(SELECT * FROM finbi.{kind} WHERE upload_id IN ({ids}))"
+    """The rows of `finbi.<kind>` that these uploads added, as a subquery."""
+    return f"({rows_of_uploads(kind, upload_ids)})"
 
 
 def _find_affected_keys(warehouse: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
