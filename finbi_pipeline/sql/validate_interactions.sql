@@ -34,14 +34,19 @@ checked AS (
                 THEN 'timestamp: ''' || timestamp_raw || ''' is outside the plausible window {{window_text}}{{millis_hint}}'
         END AS reject_reason
     FROM typed
+),
+timed AS (
+    -- The time of accepted records only: a rejected one may not convert.
+    SELECT checked.*, CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS event_time
+    FROM checked
 )
 SELECT
     record_no,
     user_id,
     item_id,
     event_type,
-    CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS event_time,
-    CAST(CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS DATE) AS event_date,
+    event_time,
+    CAST(event_time AS DATE) AS event_date,
     split_part(reject_reason, ':', 1) AS reject_column,
     reject_reason,
     -- The record's mapped fields as text; empty fields keep their place.
@@ -55,4 +60,4 @@ SELECT
                 COALESCE(timestamp_raw, '')
             )
     END AS raw_values
-FROM checked
+FROM timed

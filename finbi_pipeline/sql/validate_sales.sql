@@ -49,6 +49,11 @@ checked AS (
                 THEN 'timestamp: ''' || timestamp_raw || ''' is outside the plausible window {{window_text}}{{millis_hint}}'
         END AS reject_reason
     FROM priced
+),
+timed AS (
+    -- The time of accepted records only: a rejected one may not convert.
+    SELECT checked.*, CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS sale_time
+    FROM checked
 )
 SELECT
     record_no,
@@ -58,8 +63,8 @@ SELECT
     quantity,
     unit_price,
     amount,
-    CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS sale_time,
-    CAST(CASE WHEN reject_reason IS NULL THEN {{event_time}} END AS DATE) AS sale_date,
+    sale_time,
+    CAST(sale_time AS DATE) AS sale_date,
     country,
     split_part(reject_reason, ':', 1) AS reject_column,
     reject_reason,
@@ -77,4 +82,4 @@ SELECT
                 COALESCE(country, '')
             )
     END AS raw_values
-FROM checked
+FROM timed

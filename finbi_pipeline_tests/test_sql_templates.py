@@ -1,0 +1,62 @@
+"""Rendering and transpiling the pipeline's SQL (finbi_pipeline/sql_templates.py)."""
+
+import dataclasses
+import datetime as dt
+
+import duckdb
+import pytest
+
+from finbi_pipeline.sources import load_sources
+from finbi_pipeline.sql_templates import to_duckdb, validation_sql
+
+# What DuckDB's TRIM removes (spaces, and Unicode space separators such as U+00A0 and
+# U+3000) and what it keeps (tabs, newlines), at either end and inside.
+TRICKY = [
+    "plain",
+    " lead",
+    "trail ",
+    "  both  ",
+    " ",
+    "",
+    None,
+    "in side",
+    "\ttab\t",
+    "\nline",
+    "\u00a0nbsp\u00a0",
+    "\u3000wide",
+    "é ",
+    " é",
+    "ü",
+]
+
+
+def test_transpiled_trim_removes_what_duckdb_trim_removes():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (i INTEGER, v VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(TRICKY)))
+    transpiled = to_duckdb("SELECT i, NULLIF(TRIM(v), '') AS v FROM t ORDER BY i")
+    assert "CASE" in transpiled  # the cheap path is in place
+    expected = con.execute("SELECT i, NULLIF(TRIM(v), '') FROM t ORDER BY i").fetchall()
+    assert con.execute(transpiled).fetchall() == expected
+    assert expected[1] == (1, "lead") and expected[10] == (10, "nbsp")
+
+
+@pytest.mark.parametrize(
+    ("timestamp_format", "raw"),
+    [("epoch_seconds", "1700000000.25"), ("epoch_millis", "1700000000250")],
+)
+def test_epoch_timestamps_become_utc_times_to_the_millisecond(timestamp_format, raw):
+    source = dataclasses.replace(load_sources()["interactions"], timestamp_format=timestamp_format)
+    raw_records = (
+        "(SELECT CAST(1 AS BIGINT) AS record_no, 'u1' AS user_id, 'i1' AS item_id, "
+        f"'view' AS event_type, '{raw}' AS \"timestamp\")"
+    )
+    sql = validation_sql(source, raw_records, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'Asia/Tokyo'")  # the session's zone must not matter
+    row = con.execute(f"SELECT event_time, event_date, reject_reason FROM ({to_duckdb(sql)})")
+    assert row.fetchone() == (
+        dt.datetime(2023, 11, 14, 22, 13, 20, 250000),
+        dt.date(2023, 11, 14),
+        None,
+    )
