@@ -545,17 +545,17 @@ def _merge_group(
     owner = {day: upload_id for upload_id in uploads for day in days[upload_id]}
     all_days = sorted(owner)
     staged_uris = [lake.uri(staging_key(uploads[r.upload_id], "parquet")) for r in group]
-    # Which upload each staged file holds: its id, source and key (the anti-join's "another
-    # key" test), attached to every record.
+    # Which upload each staged file holds: its number, source, id and key (the anti-join's
+    # "another key" test). Records carry only the number, the rest is joined after the
+    # DISTINCT.
     members = " UNION ALL ".join(
-        f"SELECT {literal(uri)} AS file_uri, {literal(r.source)} AS source_name, "
+        f"SELECT {literal(uri)} AS file_uri, {number} AS member, {literal(r.source)} AS source, "
         f"{literal(r.upload_id)} AS upload_id, {literal(uploads[r.upload_id].key + '@')} "
         "AS key_prefix"
-        for uri, r in zip(staged_uris, group, strict=True)
+        for number, (uri, r) in enumerate(zip(staged_uris, group, strict=True))
     )
     staged = (
-        "(SELECT s.*, m.source_name AS __source, m.upload_id AS __upload_id, "
-        "m.key_prefix AS __key_prefix "
+        "(SELECT s.*, m.member AS __member "
         f"FROM {session.parquet_relation(staged_uris, {}, with_file_uri=True)} AS s "
         f"JOIN ({members}) AS m ON s.file_uri = m.file_uri)"
     )
@@ -570,9 +570,7 @@ def _merge_group(
             kind,
             staged=staged,
             existing=session.parquet_relation(existing, CURATED_COLUMNS[kind]),
-            source="s.__source",
-            upload_id="s.__upload_id",
-            key_prefix="s.__key_prefix",
+            members=f"({members})",
         )
         if len(all_days) > MERGE_DAYS:
             sql = (

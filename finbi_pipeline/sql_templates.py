@@ -104,22 +104,14 @@ def validation_sql(source: SourceSpec, raw_records: str, now: dt.datetime) -> st
     return render(f"validate_{source.kind}", **fragments)
 
 
-def curation_sql(
-    kind: str, staged: str, existing: str, source: str, upload_id: str, key_prefix: str
-) -> str:
+def curation_sql(kind: str, staged: str, existing: str, members: str) -> str:
     """The Athena text selecting what staged uploads add to the curated `kind` table.
 
-    `source`, `upload_id` and `key_prefix` are SQL expressions over the staged relation
-    (aliased `s`): a merge of several uploads carries them per record.
+    `staged` holds the staged records with `__member`, the number of the upload each is
+    from; `members` relates that number (`member`) to the upload's `source`, `upload_id`
+    and `key_prefix` (one statement may merge several uploads).
     """
-    return render(
-        f"curate_{kind}",
-        staged=staged,
-        existing=existing,
-        source=source,
-        upload_id=upload_id,
-        key_prefix=key_prefix,
-    )
+    return render(f"curate_{kind}", staged=staged, existing=existing, members=members)
 
 
 def _text_column(source: SourceSpec, canonical: str) -> str:

@@ -26,9 +26,7 @@ def _rendered() -> dict[str, str]:
                 name.removeprefix("curate_"),
                 staged="staged_records",
                 existing="(SELECT * FROM curated WHERE FALSE)",
-                source="s.__source",
-                upload_id="s.__upload_id",
-                key_prefix="s.__key_prefix",
+                members="(SELECT 0 AS member, 's' AS source, 'u' AS upload_id, 'k@' AS key_prefix)",
             )
         elif name.endswith("_increment"):
             rendered[name] = render(name, new_rows="SELECT 1", stored_rows="SELECT 1")
