@@ -35,7 +35,10 @@ def build_resources(target: str) -> dict:
     if target == "local":
         home = finbi_home()
         lake = LocalLake(home=home)
-        engine = DuckDBEngine(home=home)
+        memory = {}
+        if "FINBI_DUCKDB_MEMORY_LIMIT" in os.environ:
+            memory["memory_limit"] = dg.EnvVar("FINBI_DUCKDB_MEMORY_LIMIT")
+        engine = DuckDBEngine(home=home, **memory)
         return {
             "lake": lake,
             "engine": engine,
