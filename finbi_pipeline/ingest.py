@@ -39,7 +39,7 @@ from finbi_pipeline.resources.engine import (
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.sources import SourceSpec
 from finbi_pipeline.sql_templates import curation_sql, literal, validation_sql
-from finbi_pipeline.uploads import Upload
+from finbi_pipeline.uploads import Upload, list_uploads
 
 SNIFF_BYTES = 1 << 16
 
@@ -97,6 +97,8 @@ class UploadReport:
     staged_at: str = ""
     ingested_at: str | None = None
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    # The days (ISO dates) the upload has accepted records on, set when it is merged.
+    days: list[str] = field(default_factory=list)
 
     @property
     def reconciles(self) -> bool:
@@ -417,25 +419,71 @@ def merge_staged(
     Uploads that cannot hold duplicates of each other (new keys on days no other upload of
     the group touches) are merged by one statement: a batch of many small daily files costs
     a few statements, not a few per file.
+
+    A key's new version may no longer hold rows that later uploads of other keys also hold
+    and that were dropped there as its duplicates. Those uploads are staged and merged
+    again, so that such a row counts once, under the other key, instead of not at all.
     """
-    merged = []
     curated = CuratedFiles(lake, kind)
-    reports = pending_manifests(lake, sources)
     with engine.session() as session:
-        days = _staged_days(kind, reports, lake, session)
-        for group in _merge_groups(reports, days, curated):
-            if group[0].status == "rejected":
-                # The key's new content is unreadable: it no longer contributes anything.
-                curated.replace(Upload.from_partition_key(group[0].upload_id), [])
-            else:
-                _merge_group(kind, group, days, lake, session, curated)
-            for report in group:
-                upload = Upload.from_partition_key(report.upload_id)
-                report.ingested_at = now.isoformat()
-                lake.write_bytes(ingest_log_key(upload), json.dumps(asdict(report)).encode())
-                lake.delete([staging_key(upload, "json"), staging_key(upload, "parquet")])
-                merged.append(report)
+        merged, given_up_days = _merge_pending(kind, sources, lake, session, curated, now)
+        if given_up_days:
+            merged_keys = {r.object_key for r in merged}
+            for upload, source in _uploads_with_duplicates_on(kind, sources, lake, given_up_days):
+                if upload.key not in merged_keys:
+                    stage_upload(upload, source, lake, session, now)
+            merged += _merge_pending(kind, sources, lake, session, curated, now)[0]
     return merged
+
+
+def _merge_pending(
+    kind: str,
+    sources: list[SourceSpec],
+    lake: Lake,
+    session: EngineSession,
+    curated: CuratedFiles,
+    now: dt.datetime,
+) -> tuple[list[UploadReport], set[str]]:
+    """Merge the pending staged uploads; return their reports and the days on which a
+    replaced key's older version had rows (what it may have given up)."""
+    merged, given_up_days = [], set()
+    reports = pending_manifests(lake, sources)
+    days = _staged_days(kind, reports, lake, session)
+    for group in _merge_groups(reports, days, curated):
+        for report in group:
+            older = curated.of_upload(Upload.from_partition_key(report.upload_id))
+            given_up_days |= {key.split("/")[-2].split("=", 1)[1] for key in older}
+        if group[0].status == "rejected":
+            # The key's new content is unreadable: it no longer contributes anything.
+            curated.replace(Upload.from_partition_key(group[0].upload_id), [])
+        else:
+            _merge_group(kind, group, days, lake, session, curated)
+        for report in group:
+            upload = Upload.from_partition_key(report.upload_id)
+            report.ingested_at = now.isoformat()
+            report.days = [day.isoformat() for day in days.get(report.upload_id, [])]
+            lake.write_bytes(ingest_log_key(upload), json.dumps(asdict(report)).encode())
+            lake.delete([staging_key(upload, "json"), staging_key(upload, "parquet")])
+            merged.append(report)
+    return merged, given_up_days
+
+
+def _uploads_with_duplicates_on(
+    kind: str, sources: list[SourceSpec], lake: Lake, days: set[str]
+) -> list[tuple[Upload, SourceSpec]]:
+    """The landing zone's ingested uploads (current versions) that counted duplicates and
+    have records on one of `days` (an ingest log that does not list days counts as
+    having)."""
+    by_name = {source.name: source for source in sources if source.kind == kind}
+    found = []
+    for upload in list_uploads(lake, list(by_name)):
+        if lake.head(ingest_log_key(upload)) is None:
+            continue  # not ingested yet: its own merge decides its duplicates
+        report = json.loads(lake.read_bytes(ingest_log_key(upload)))
+        on_days = "days" not in report or bool(days & set(report["days"]))
+        if report["status"] == "ingested" and report["rows_duplicate"] > 0 and on_days:
+            found.append((upload, by_name[upload.source]))
+    return found
 
 
 def _staged_days(

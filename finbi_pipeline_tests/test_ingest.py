@@ -511,6 +511,35 @@ def test_overwritten_key_still_dedups_against_other_keys(pipe):
     ]
 
 
+def test_a_row_a_replaced_key_gives_up_counts_again_under_the_key_that_also_has_it(pipe):
+    pipe.ingest("interactions", "a.csv", IH + b"U1,I1,VIEW,1700000000\nU2,I2,VIEW,1700000002\n")
+    other = pipe.ingest("interactions", "b.csv", IH + b"U2,I2,VIEW,1700000002\n")
+    assert counts(other) == (1, 0, 1, 0)  # a.csv has it
+    spec = pipe.sources["interactions"]
+    upload = pipe.land("interactions", "a.csv", IH + b"U1,I1,VIEW,1700000000\n", 2 * 10**9)
+    with pipe.engine.session() as session:
+        stage_upload(upload, spec, pipe.lake, session, NOW)
+    merged = merge_staged("interactions", [spec], pipe.lake, pipe.engine, NOW)
+    # a.csv no longer has U2, b.csv does: b.csv is merged again and U2 counts, once.
+    assert [(r.object_key, counts_of(r)) for r in merged] == [
+        ("raw/interactions/a.csv", (1, 1, 0, 0)),
+        ("raw/interactions/b.csv", (1, 1, 0, 0)),
+    ]
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U2", "I2", "VIEW", T0 + 2),
+    ]
+    logged = json.loads(pipe.lake.read_bytes(ingest_log_key(other.upload)))
+    assert (logged["rows_accepted"], logged["rows_duplicate"]) == (1, 0)
+
+
+def test_uploads_on_other_days_are_not_merged_again_when_a_key_is_replaced(pipe):
+    pipe.ingest("interactions", "a.csv", IH + b"U1,I1,VIEW,1700000000\n", mtime_ns=10**9)
+    pipe.ingest("interactions", "b.csv", IH + b"U2,I2,VIEW,1600000000\nU2,I2,VIEW,1600000000\n")
+    again = pipe.ingest("interactions", "a.csv", IH + b"U3,I3,VIEW,1700000003\n", 2 * 10**9)
+    assert counts(again) == (1, 1, 0, 0)  # and `ingest` saw only a.csv merged
+
+
 # --- compression -----------------------------------------------------------------------------
 
 
