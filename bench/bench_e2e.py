@@ -76,6 +76,10 @@ def main() -> None:
     ap.add_argument("--label", default="", help="suffix for result names (e.g. 100M)")
     ap.add_argument("--keep", action="store_true", help="keep FINBI_HOME afterwards")
     ap.add_argument("--json", help="append result records (JSON lines) to this file")
+    ap.add_argument(
+        "--memory-limit",
+        help="FINBI_DUCKDB_MEMORY_LIMIT for `finbi` (e.g. 256MB; default: FinBI's 1GB)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.rows, args.runs = 200_000, 1
@@ -105,10 +109,11 @@ def main() -> None:
         shutil.rmtree(floor_out)
 
     home = work / f"home-{label}"
+    memory = {"FINBI_DUCKDB_MEMORY_LIMIT": args.memory_limit} if args.memory_limit else {}
     run_times, run_rss, load_times = [], [], []
     for i in range(args.runs):
         fresh_home(home)
-        env = finbi_env(str(home))
+        env = finbi_env(str(home), **memory)
         t_load = 0.0
         for source, path in (("interactions", icsv), ("sales", scsv)):
             t_load += measure([FINBI, "load", "--source", source, str(path)], env=env).seconds
@@ -144,6 +149,8 @@ def main() -> None:
     med = statistics.median(run_times)
     rows_per_s = (n_i + n_s) / med
     cmd = f"python bench/bench_e2e.py --rows {args.rows} --runs {args.runs}"
+    if args.memory_limit:
+        cmd += f" --memory-limit {args.memory_limit} --label {label}"
     span = lambda v, s=1.0: f"min {min(v) / s:.2f} / max {max(v) / s:.2f}"  # noqa: E731
     rec.add(f"e2e {label}: finbi run wall (median)", med, "s", command=cmd, detail=span(run_times))
     rec.add(
@@ -194,7 +201,7 @@ def main() -> None:
         spread = ensure_data(inc_rows, 43, work) / "interactions.csv"
         new_day = work / f"interactions-new-day-{inc_rows}.csv"
         one_new_day(ensure_data(inc_rows, 44, work) / "interactions.csv", icsv, new_day)
-        env = finbi_env(str(home))
+        env = finbi_env(str(home), **memory)
         # (result name, file to upload first, what it is); names of the first kept as before.
         scenarios = (
             ("+1% upload", spread, "new interactions over every day of the data"),

@@ -25,6 +25,8 @@ from pathlib import Path
 from common import BENCH_DIR, PYTHON, machine
 
 RESULTS = BENCH_DIR / "results"
+# FINBI_DUCKDB_MEMORY_LIMIT of the "lean" 10M run, compared with pandas as the default is.
+LEAN_MEMORY = "256MB"
 
 
 def run(script: str, *args: str, jsonl: Path) -> str:
@@ -53,6 +55,36 @@ def table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def _pandas_against_lean(recs: list[dict], label: str) -> list[dict]:
+    """pandas' time and peak RSS over the lean run's (derived, like the 100M rate)."""
+    value = {r["name"]: r["value"] for r in recs}
+    pandas_s = value.get(f"pandas {label}: wall (median)")
+    pandas_rss = value.get(f"pandas {label}: peak RSS (max)")
+    lean_s = value.get(f"e2e {label}-lean: finbi run wall (median)")
+    lean_rss = value.get(f"e2e {label}-lean: finbi run peak RSS (max)")
+    if None in (pandas_s, pandas_rss, lean_s, lean_rss):
+        return []
+    common = {"command": "(derived)", "detail": f"FINBI_DUCKDB_MEMORY_LIMIT={LEAN_MEMORY}"}
+    return [
+        {
+            "name": f"pandas {label}: pandas time / FinBI lean time",
+            "value": pandas_s / lean_s,
+            "unit": "x",
+            "target": ">= 5x",
+            "ok": pandas_s / lean_s >= 5,
+            **common,
+        },
+        {
+            "name": f"pandas {label}: pandas RSS / FinBI lean RSS",
+            "value": pandas_rss / lean_rss,
+            "unit": "x",
+            "target": ">= 5x",
+            "ok": pandas_rss / lean_rss >= 5,
+            **common,
+        },
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -65,7 +97,7 @@ def main() -> None:
         "--skip",
         nargs="*",
         default=[],
-        choices=["e2e", "pandas", "uploads", "sensor", "athena", "dashboard", "big"],
+        choices=["e2e", "pandas", "lean", "uploads", "sensor", "athena", "dashboard", "big"],
     )
     ap.add_argument("--work", default="/tmp/finbi-bench")
     ap.add_argument("--out", default=str(RESULTS / "latest.md"))
@@ -102,6 +134,10 @@ def main() -> None:
             else []
         )
         run("bench_pandas.py", *q, *sizes, *work, *cmp, jsonl=jsonl)
+    if "lean" not in args.skip and not args.quick:
+        # The same full run with DuckDB held to LEAN_MEMORY: what memory costs in time.
+        lean = [*sizes, "--no-floor", "--no-incremental", "--memory-limit", LEAN_MEMORY]
+        run("bench_e2e.py", *lean, "--label", f"{label}-lean", *work, jsonl=jsonl)
     if "uploads" not in args.skip:
         run(
             "bench_small_uploads.py",
@@ -152,6 +188,7 @@ def main() -> None:
                 "detail": "",
             }
         )
+    recs += _pandas_against_lean(recs, label)
     text = (
         f"# FinBI benchmark results\n\n{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · "
         f"{machine()} · `python bench/run_all.py {' '.join(sys.argv[1:])}` · "
