@@ -1,8 +1,9 @@
 """Run every FinBI benchmark and write a Markdown table to bench/results/latest.md
 (the previous one is kept as bench/results/previous.md; raw records as latest.jsonl).
 
-    python bench/run_all.py                 # 10M e2e (3 runs) + incremental, pandas, UCI
-                                            # uploads, sensor, Athena bytes, dashboard,
+    python bench/run_all.py                 # 10M e2e (3 runs) + incremental, pandas, the
+                                            # 10M run again with DuckDB held to 256MB,
+                                            # UCI uploads, sensor, Athena bytes, dashboard,
                                             # 100M (1 run) + incremental
     python bench/run_all.py --quick         # small sizes, < 2 minutes: a smoke test
     python bench/run_all.py --big-rows 30000000   # a smaller "big" run when time is short
