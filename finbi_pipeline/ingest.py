@@ -428,11 +428,13 @@ def merge_staged(
     with engine.session() as session:
         merged, given_up_days = _merge_pending(kind, sources, lake, session, curated, now)
         if given_up_days:
-            merged_keys = {r.object_key for r in merged}
+            # Uploads merged earlier in this batch count too: they were judged against the
+            # replaced version. Merging one again changes nothing it need not.
             for upload, source in _uploads_with_duplicates_on(kind, sources, lake, given_up_days):
-                if upload.key not in merged_keys:
-                    stage_upload(upload, source, lake, session, now)
-            merged += _merge_pending(kind, sources, lake, session, curated, now)[0]
+                stage_upload(upload, source, lake, session, now)
+            again = _merge_pending(kind, sources, lake, session, curated, now)[0]
+            redone = {report.upload_id for report in again}
+            merged = [report for report in merged if report.upload_id not in redone] + again
     return merged
 
 

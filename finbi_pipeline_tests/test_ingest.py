@@ -533,6 +533,26 @@ def test_a_row_a_replaced_key_gives_up_counts_again_under_the_key_that_also_has_
     assert (logged["rows_accepted"], logged["rows_duplicate"]) == (1, 0)
 
 
+def test_an_upload_merged_before_the_replacement_in_the_same_batch_is_merged_again(pipe):
+    pipe.ingest("interactions", "a.csv", IH + b"U2,I2,VIEW,1700000002\n", mtime_ns=10**9)
+    spec = pipe.sources["interactions"]
+    other = pipe.land("interactions", "0.csv", IH + b"U2,I2,VIEW,1700000002\n")
+    replaced = pipe.land("interactions", "a.csv", IH + b"U1,I1,VIEW,1700000000\n", 2 * 10**9)
+    with pipe.engine.session() as session:
+        # Same staging time: merged in key order, 0.csv first, against a.csv's old version.
+        for upload in (other, replaced):
+            stage_upload(upload, spec, pipe.lake, session, NOW)
+    merged = merge_staged("interactions", [spec], pipe.lake, pipe.engine, NOW)
+    assert sorted((r.object_key, counts_of(r)) for r in merged) == [
+        ("raw/interactions/0.csv", (1, 1, 0, 0)),
+        ("raw/interactions/a.csv", (1, 1, 0, 0)),
+    ]
+    assert pipe.curated("interactions") == [
+        interaction("U1", "I1", "VIEW", T0),
+        interaction("U2", "I2", "VIEW", T0 + 2),
+    ]
+
+
 def test_uploads_on_other_days_are_not_merged_again_when_a_key_is_replaced(pipe):
     pipe.ingest("interactions", "a.csv", IH + b"U1,I1,VIEW,1700000000\n", mtime_ns=10**9)
     pipe.ingest("interactions", "b.csv", IH + b"U2,I2,VIEW,1600000000\nU2,I2,VIEW,1600000000\n")
