@@ -120,10 +120,12 @@ def refresh_table(
             con.execute(f"CREATE OR REPLACE TABLE finbi.{table} AS {to_duckdb(sql)}")
         elif mode == INCREMENTAL:
             _apply_new_uploads(con, table, sql, update, new)
-        # A curated merge that ran alongside could have added rows after `before` was read;
-        # then what the table holds is unknown, and recording nothing rebuilds it next time.
-        recorded = before if upload_row_counts(con, kinds) == before else None
-        _record(con, table, definition, recorded)
+        if mode != UNCHANGED:  # else the record already says what the table reflects
+            # A curated merge that ran alongside could have added rows after `before` was
+            # read; then what the table holds is unknown, and recording nothing rebuilds it
+            # next time.
+            recorded = before if upload_row_counts(con, kinds) == before else None
+            _record(con, table, definition, recorded)
         (rows,) = con.execute(f"SELECT count(*) FROM finbi.{table}").fetchone()
         con.execute("COMMIT")
     except BaseException:
