@@ -595,32 +595,27 @@ def _merge_group(
     owner = {day: upload_id for upload_id in uploads for day in days[upload_id]}
     all_days = sorted(owner)
     staged_uris = [lake.uri(staging_key(uploads[r.upload_id], "parquet")) for r in group]
-    # Which upload each staged file holds: its number, source, id and key (the anti-join's
-    # "another key" test). Records carry only the number, the rest is joined after the
-    # DISTINCT.
-    members = " UNION ALL ".join(
-        f"SELECT {literal(uri)} AS file_uri, {number} AS member, {literal(r.source)} AS source, "
-        f"{literal(r.upload_id)} AS upload_id, {literal(uploads[r.upload_id].key + '@')} "
-        "AS key_prefix"
-        for number, (uri, r) in enumerate(zip(staged_uris, group, strict=True))
-    )
-    staged = (
-        "(SELECT s.*, m.member AS __member "
-        f"FROM {session.parquet_relation(staged_uris, {}, with_file_uri=True)} AS s "
-        f"JOIN ({members}) AS m ON s.file_uri = m.file_uri)"
-    )
+    staged = session.parquet_relation(staged_uris, {})
+    sources = {r.upload_id: r.source for r in group}
     temp_prefix = f"{prefix}.tmp-{uuid.uuid4().hex}"
     # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
     # a block of its own, so a file spanning thousands of days (the Personalize POC data:
-    # 4,075) exhausts the memory limit in one statement.
-    for start in range(0, max(len(all_days), 1), MERGE_DAYS):
+    # 4,075) exhausts the memory limit in one statement. No days: nothing was accepted.
+    for start in range(0, len(all_days), MERGE_DAYS):
         batch = all_days[start : start + MERGE_DAYS]
         existing = [lake.uri(key) for key in curated.on_days(batch)]
+        # Which upload each day of the batch is from: the upload of every record on it.
+        members = ", ".join(
+            f"(DATE {literal(f'{day:%Y-%m-%d}')}, {literal(sources[owner[day]])}, "
+            f"{literal(owner[day])}, {literal(uploads[owner[day]].key + '@')})"
+            for day in batch
+        )
         sql = curation_sql(
             kind,
             staged=staged,
             existing=session.parquet_relation(existing, CURATED_COLUMNS[kind]),
-            members=f"({members})",
+            members=f"(SELECT * FROM (VALUES {members}) AS members"
+            f"({date_column}, source, upload_id, key_prefix))",
         )
         if len(all_days) > MERGE_DAYS:
             sql = (

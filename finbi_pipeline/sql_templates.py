@@ -107,9 +107,9 @@ def validation_sql(source: SourceSpec, raw_records: str, now: dt.datetime) -> st
 def curation_sql(kind: str, staged: str, existing: str, members: str) -> str:
     """The Athena text selecting what staged uploads add to the curated `kind` table.
 
-    `staged` holds the staged records with `__member`, the number of the upload each is
-    from; `members` relates that number (`member`) to the upload's `source`, `upload_id`
-    and `key_prefix` (one statement may merge several uploads).
+    `members` relates each day the statement writes (the kind's date column) to the upload
+    whose records are on it: `source`, `upload_id` and `key_prefix` (one statement may merge
+    several uploads, on days no two of them share).
     """
     return render(f"curate_{kind}", staged=staged, existing=existing, members=members)
 

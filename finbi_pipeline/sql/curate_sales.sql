@@ -11,8 +11,7 @@ WITH accepted AS (
         s.amount,
         s.sale_time,
         s.sale_date,
-        s.country,
-        s.__member
+        s.country
     FROM {{staged}} AS s
     WHERE s.reject_reason IS NULL
 )
@@ -29,7 +28,7 @@ SELECT
     m.source,
     m.upload_id
 FROM accepted AS a
-JOIN {{members}} AS m ON a.__member = m.member
+JOIN {{members}} AS m ON a.sale_date = m.sale_date
 WHERE NOT EXISTS (
     SELECT 1
     FROM {{existing}} AS c

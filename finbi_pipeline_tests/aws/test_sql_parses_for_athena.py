@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 import sqlglot
 
+from finbi_pipeline.ingest import DATE_COLUMN
 from finbi_pipeline.sources import load_sources
 from finbi_pipeline.sql_templates import SQL_DIR, curation_sql, render, sql_file, validation_sql
 
@@ -26,7 +27,10 @@ def _rendered() -> dict[str, str]:
                 name.removeprefix("curate_"),
                 staged="staged_records",
                 existing="(SELECT * FROM curated WHERE FALSE)",
-                members="(SELECT 0 AS member, 's' AS source, 'u' AS upload_id, 'k@' AS key_prefix)",
+                members=(
+                    f"(SELECT DATE '2024-01-01' AS {DATE_COLUMN[name.removeprefix('curate_')]}, "
+                    "'s' AS source, 'u' AS upload_id, 'k@' AS key_prefix)"
+                ),
             )
         elif name.endswith("_increment"):
             rendered[name] = render(name, new_rows="SELECT 1", stored_rows="SELECT 1")
