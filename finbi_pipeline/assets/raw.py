@@ -17,6 +17,9 @@ from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.resources.sources_resource import SourcesResource
 from finbi_pipeline.uploads import Upload, uploads_partitions
 
+# Uploads listed in the `staged` metadata table (the curated step logs every one).
+STAGED_PREVIEW_ROWS = 20
+
 
 @dg.asset(
     partitions_def=uploads_partitions,
@@ -66,6 +69,9 @@ def raw_uploads(
             "rows_read": sum(r.rows_read for r in reports),
             "rows_quarantined": sum(r.rows_quarantined for r in reports),
             "files_rejected": sum(r.status == "rejected" for r in reports),
-            "staged": markdown_preview(table),
+            # Dagster copies a range's metadata into every partition's materialization:
+            # the whole table of a 305-upload batch, in 305 events, cost about 1 s of a
+            # 16 s run (3 runs each way).
+            "staged": markdown_preview(table.head(STAGED_PREVIEW_ROWS)),
         }
     )
