@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -73,6 +74,11 @@ class Lake(dg.ConfigurableResource, ABC):
         self.delete([obj.key for obj in self.list_objects(prefix)])
 
 
+@functools.cache
+def _lake_folder(home: str) -> Path:
+    return Path(home).resolve() / "lake"
+
+
 class LocalLake(Lake):
     """The lake as a folder: `<home>/lake/<key>`."""
 
@@ -80,11 +86,14 @@ class LocalLake(Lake):
 
     @property
     def root(self) -> Path:
-        return Path(self.home).resolve() / "lake"
+        return _lake_folder(self.home)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root):
+        # Lexically, not with resolve(): that stats every folder of the path, several times
+        # per object a small upload touches (305 UCI files: 15.8 s -> 15.2 s).
+        root = self.root
+        path = Path(os.path.normpath(root / key))
+        if not path.is_relative_to(root):
             raise ValueError(f"lake key {key!r} escapes the lake folder")
         return path
 
