@@ -552,15 +552,14 @@ class CuratedFiles:
     def __init__(self, lake: Lake, kind: str):
         self.lake, self.kind = lake, kind
         self.by_day: dict[str, set[str]] = defaultdict(set)  # "<date column>=<day>" -> keys
+        self.by_slug: dict[str, set[str]] = defaultdict(set)  # upload slug -> keys
         for obj in lake.list_objects(f"curated/{kind}/"):
-            folder = obj.key.split("/")[-2]
-            if not folder.startswith(".tmp-"):
-                self.by_day[folder].add(obj.key)
+            if "/.tmp-" not in obj.key:  # a killed merge's leftovers are no curated rows
+                self._add(obj.key)
 
     def of_upload(self, upload: Upload) -> list[str]:
         """The files holding what an object key contributes (any version)."""
-        suffix = f"/{upload.slug}.parquet"
-        return [key for keys in self.by_day.values() for key in keys if key.endswith(suffix)]
+        return sorted(self.by_slug.get(upload.slug, ()))
 
     def on_days(self, days: list) -> list[str]:
         """The files of every upload on these days: what a merge can collide with."""
@@ -573,8 +572,14 @@ class CuratedFiles:
         self.lake.delete(stale)
         for key in stale:
             self.by_day[key.split("/")[-2]].discard(key)
+            self.by_slug[upload.slug].discard(key)
         for key in written:
-            self.by_day[key.split("/")[-2]].add(key)
+            self._add(key)
+
+    def _add(self, key: str) -> None:
+        folder, name = key.split("/")[-2:]
+        self.by_day[folder].add(key)
+        self.by_slug[name.removesuffix(".parquet")].add(key)
 
 
 def _merge_group(
