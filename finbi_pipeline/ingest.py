@@ -601,7 +601,7 @@ def _merge_group(
     all_days = sorted(owner)
     staged_uris = [lake.uri(staging_key(uploads[r.upload_id], "parquet")) for r in group]
     staged = session.parquet_relation(staged_uris, {})
-    sources = {r.upload_id: r.source for r in group}
+    source_of = {r.upload_id: r.source for r in group}
     temp_prefix = f"{prefix}.tmp-{uuid.uuid4().hex}"
     # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
     # a block of its own, so a file spanning thousands of days (the Personalize POC data:
@@ -611,7 +611,7 @@ def _merge_group(
         existing = [lake.uri(key) for key in curated.on_days(batch)]
         # Which upload each day of the batch is from: the upload of every record on it.
         members = ", ".join(
-            f"(DATE {literal(f'{day:%Y-%m-%d}')}, {literal(sources[owner[day]])}, "
+            f"(DATE {literal(f'{day:%Y-%m-%d}')}, {literal(source_of[owner[day]])}, "
             f"{literal(owner[day])}, {literal(uploads[owner[day]].key + '@')})"
             for day in batch
         )
