@@ -23,7 +23,7 @@ import io
 import json
 import uuid
 import zlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -133,16 +133,8 @@ def stage_upload(
 
     One engine session serves a whole batch of uploads.
     """
-    report = UploadReport(
-        upload_id=upload.upload_id,
-        source=source.name,
-        kind=source.kind,
-        object_key=upload.key,
-        object_version=upload.version,
-        staged_at=now.isoformat(),
-    )
-    head = lake.read_bytes(upload.key, max_bytes=SNIFF_BYTES)
-    compression = "gzip" if head[:2] == b"\x1f\x8b" else None
+    report = _new_report(upload, source, now)
+    head, compression = _read_head(lake, upload)
     try:
         header = _check_readable(upload, source, head, compression)
     except UnreadableFile as exc:
@@ -185,6 +177,23 @@ def stage_upload(
     return report
 
 
+def _new_report(upload: Upload, source: SourceSpec, now: dt.datetime) -> UploadReport:
+    return UploadReport(
+        upload_id=upload.upload_id,
+        source=source.name,
+        kind=source.kind,
+        object_key=upload.key,
+        object_version=upload.version,
+        staged_at=now.isoformat(),
+    )
+
+
+def _read_head(lake: Lake, upload: Upload) -> tuple[bytes, str | None]:
+    """The first bytes of an upload and its compression (gzip whatever its name)."""
+    head = lake.read_bytes(upload.key, max_bytes=SNIFF_BYTES)
+    return head, "gzip" if head[:2] == b"\x1f\x8b" else None
+
+
 # Uploads smaller than this are staged STAGING_WORKERS at a time, each worker with its own
 # engine session: a small file's cost is mostly per-statement latency (DuckDB's, or Athena's
 # seconds), which workers overlap even on two cores (305 UCI daily files: raw_uploads 5.5 s
@@ -192,6 +201,11 @@ def stage_upload(
 # using every core and the whole memory limit.
 SMALL_UPLOAD_BYTES = 32 << 20
 STAGING_WORKERS = 4
+# Where the engine reads many CSVs in one statement, a worker validates its small uploads
+# of one source and header together, this many files or bytes at a time (DuckDB holds a
+# buffer for each file's output while it writes them).
+BATCH_FILES = 100
+BATCH_BYTES = 64 << 20
 
 
 def stage_uploads(
@@ -202,25 +216,137 @@ def stage_uploads(
     now: dt.datetime,
 ) -> list[UploadReport]:
     """Stage a batch of (upload, size in bytes); reports in the batch's order."""
-    small = [upload for upload, size in uploads if size < SMALL_UPLOAD_BYTES]
+    small = [(upload, size) for upload, size in uploads if size < SMALL_UPLOAD_BYTES]
     large = [upload for upload, size in uploads if size >= SMALL_UPLOAD_BYTES]
 
-    def stage_in_one_session(batch: list[Upload]) -> list[UploadReport]:
-        if not batch:
+    def stage_small(share: list[tuple[Upload, int]]) -> list[UploadReport]:
+        if not share:
             return []
         with engine.session() as session:
-            return [stage_upload(u, sources[u.source], lake, session, now) for u in batch]
+            if session.reads_csv_batches:
+                return _stage_in_batches(share, sources, lake, session, now)
+            return [stage_upload(u, sources[u.source], lake, session, now) for u, _ in share]
 
     # Versions of one key share staging files: they go to the same worker, in order.
     workers = max(1, min(STAGING_WORKERS, len(small)))
     shares = [
-        [u for u in small if zlib.crc32(u.key.encode()) % workers == i] for i in range(workers)
+        [(u, size) for u, size in small if zlib.crc32(u.key.encode()) % workers == i]
+        for i in range(workers)
     ]
     with ThreadPoolExecutor(workers) as pool:
-        reports = [report for share in pool.map(stage_in_one_session, shares) for report in share]
-    reports += stage_in_one_session(large)
+        reports = [report for share in pool.map(stage_small, shares) for report in share]
+    if large:
+        with engine.session() as session:
+            reports += [stage_upload(u, sources[u.source], lake, session, now) for u in large]
     by_upload = {report.upload_id: report for report in reports}
     return [by_upload[upload.upload_id] for upload, _ in uploads]
+
+
+def _stage_in_batches(
+    share: list[tuple[Upload, int]],
+    sources: dict[str, SourceSpec],
+    lake: Lake,
+    session: EngineSession,
+    now: dt.datetime,
+) -> list[UploadReport]:
+    """Stage small uploads, those of one source and header by one statement per batch.
+
+    A batch stages only its clean files (every record accepted); a file with a rejected
+    record, no records or an unreadable part is staged alone, as `stage_upload` words
+    and numbers its rejects. So is every version of a key the share has twice.
+    """
+    versions = Counter(upload.key for upload, _ in share)
+    groups: dict[tuple, list[tuple[Upload, int]]] = defaultdict(list)
+    alone: list[Upload] = []
+    for upload, size in share:
+        source = sources[upload.source]
+        head, compression = _read_head(lake, upload)
+        try:
+            header = _check_readable(upload, source, head, compression)
+        except UnreadableFile:
+            alone.append(upload)
+            continue
+        # A file column named file_index would hide the reader's own.
+        if versions[upload.key] > 1 or "file_index" in (header or ()):
+            alone.append(upload)
+        else:
+            groups[(source.name, tuple(header or ()), compression)].append((upload, size))
+    reports = []
+    for (name, header, compression), members in groups.items():
+        for batch in _batches(members):
+            staged, left = _stage_batch(
+                batch, sources[name], list(header) or None, compression, lake, session, now
+            )
+            reports += staged
+            alone += left
+    order = {upload.upload_id: i for i, (upload, _) in enumerate(share)}
+    alone.sort(key=lambda upload: order[upload.upload_id])
+    return reports + [stage_upload(u, sources[u.source], lake, session, now) for u in alone]
+
+
+def _batches(members: list[tuple[Upload, int]]) -> Iterator[list[Upload]]:
+    """Consecutive runs of at most BATCH_FILES uploads and BATCH_BYTES bytes."""
+    batch, size = [], 0
+    for upload, upload_size in members:
+        if batch and (len(batch) == BATCH_FILES or size + upload_size > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(upload)
+        size += upload_size
+    if batch:
+        yield batch
+
+
+def _stage_batch(
+    batch: list[Upload],
+    source: SourceSpec,
+    header: list[str] | None,
+    compression: str | None,
+    lake: Lake,
+    session: EngineSession,
+    now: dt.datetime,
+) -> tuple[list[UploadReport], list[Upload]]:
+    """Validate a batch of uploads in one statement; return the reports of the clean ones
+    (staged) and the uploads left to stage alone."""
+    temp = f"staging/{source.name}/.tmp-{uuid.uuid4().hex}"
+    uris = [lake.uri(upload.key) for upload in batch]
+    try:
+        session.register_csv_batch("raw_records", source, uris, compression, header)
+        session.write_parquet(
+            f"SELECT v.*, v.file_index AS batch_file "
+            f"FROM ({validation_sql(source, 'raw_records', now)}) AS v",
+            lake.uri(temp),
+            partition_by="batch_file",
+        )
+    except UnreadableInput:  # staged alone, each file says whether it is the one, and why
+        lake.delete_prefix(temp + "/")
+        return [], batch
+    output = {}  # file_index -> the file of its validated records (none: no records)
+    for obj in lake.list_objects(temp + "/"):
+        output[int(obj.key.split("/")[-2].split("=", 1)[1])] = obj.key
+    counts = session.fetch(
+        "SELECT file_index, COUNT(*) AS n, COUNT(reject_reason) AS rejected FROM "
+        f"{session.parquet_relation([lake.uri(key) for key in output.values()], {})} "
+        "GROUP BY file_index"
+    )
+    clean = {int(r.file_index): int(r.n) for r in counts.itertuples() if r.rejected == 0}
+    with_parser_rejects = session.files_with_parser_rejects()
+    reports, left = [], []
+    for index, upload in enumerate(batch):
+        if index in output:
+            # Every file's records are staged, which empties the temporary folder; staging
+            # a file again alone replaces them.
+            lake.move(output[index], staging_key(upload, "parquet"))
+        if index not in clean or uris[index] in with_parser_rejects:
+            left.append(upload)
+            continue
+        # A clean file has nothing to quarantine, and nothing left from an older version.
+        lake.delete([quarantine_key(upload)])
+        report = _new_report(upload, source, now)
+        report.rows_read = clean[index]
+        lake.write_bytes(staging_key(upload, "json"), json.dumps(asdict(report)).encode())
+        reports.append(report)
+    return reports, left
 
 
 def _check_readable(

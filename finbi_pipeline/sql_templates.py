@@ -88,7 +88,8 @@ def plausible_window(source: SourceSpec, now: dt.datetime) -> tuple[dt.datetime,
 def validation_sql(source: SourceSpec, raw_records: str, now: dt.datetime) -> str:
     """The Athena text that validates one upload of `source` read as `raw_records`.
 
-    `raw_records` is a relation with `record_no` and the canonical columns as text.
+    `raw_records` is a relation with `record_no`, `file_index` (which file of a batch read
+    a record is from; NULL for one file) and the canonical columns as text.
     """
     low, high = plausible_window(source, now)
     fragments = {

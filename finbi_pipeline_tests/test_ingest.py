@@ -13,7 +13,7 @@ import gzip
 import json
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import duckdb
@@ -741,3 +741,100 @@ def test_a_batch_merges_like_its_uploads_one_at_a_time(tmp_path, monkeypatch):
     # d1+d2 and d3+d4 each merged by one statement (d3 shares a day with d2).
     assert len(statements) == 2
     assert not list((tmp_path / "batch").rglob(".tmp-*"))
+
+
+SMALL_UPLOADS = [
+    # source, name, content: clean files staged together, and the ones staged alone.
+    ("interactions", "c1.csv", IH + f"U1,I1,VIEW,{T0}\nU1,I2,PURCHASE,{T0 + 5}\n".encode()),
+    ("interactions", "c2.csv", IH + f'U2,"I,2",VIEW,{T0 + DAY}\n'.encode()),
+    ("interactions", "c3.csv", IH + f"U3,I3,add_to_cart,{T0 + 2 * DAY}\n".encode()),
+    ("interactions", "c4.csv.gz", gzip.compress(IH + f"U4,I4,VIEW,{T0}\n".encode())),
+    (
+        "interactions",
+        "reordered.csv",
+        f"timestamp,user_id,event_type,item_id\n{T0},U5,VIEW,I5\n".encode(),
+    ),
+    ("interactions", "named.csv", IH.rstrip() + f",file_index\nU6,I6,VIEW,{T0},7\n".encode()),
+    ("interactions", "header_only.csv", IH),
+    ("interactions", "bad_value.csv", IH + f"U7,I7,VIEW,{T0}\nU7,I7,CLICK,{T0}\n".encode()),
+    ("interactions", "bad_record.csv", IH + f"U8,I8,VIEW,{T0}\nU8,I8,VIEW,{T0},extra\n".encode()),
+    ("interactions", "empty.csv", b""),
+    ("interactions", "twice.csv", IH + f"U9,I9,VIEW,{T0}\n".encode()),
+    ("interactions", "twice.csv", IH + f"U9,I9,VIEW,{T0}\nU9,I10,VIEW,{T0}\n".encode()),
+    ("sales", "s1.csv", SH + b"O1,U1,I1,2,9.99,2023-11-14 22:13:20,UK\n"),
+    ("sales", "s2.csv", SH + b"O2,,I2,-1,5.00,2023-11-15 08:00:00,\n"),
+]
+
+
+def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeypatch):
+    """What staging a batch of small uploads leaves (reports, manifests, staged records,
+    quarantine) is what staging each alone leaves; only the clean files of one source and
+    header share a statement."""
+
+    def land_all(pipeline: Pipeline) -> list[Upload]:
+        return [
+            pipeline.land(source, name, data, mtime_ns=T0 * 10**9 + i)
+            for i, (source, name, data) in enumerate(SMALL_UPLOADS)
+        ]
+
+    def left_behind(pipeline: Pipeline, uploads: list[Upload]) -> dict:
+        found = {}
+        for upload in dict.fromkeys(uploads):  # a key's versions share staging files
+            staged = pipeline.lake.head(ingest.staging_key(upload, "parquet"))
+            records = []
+            if staged is not None:
+                frame = pd.read_parquet(pipeline.lake.uri(staged.key)).drop(columns="file_index")
+                records = sorted(frame.astype(str).itertuples(index=False, name=None))
+            manifest = json.loads(pipeline.lake.read_bytes(ingest.staging_key(upload, "json")))
+            quarantine = pipeline.quarantine(upload).astype(str).to_dict("records")
+            found[upload.key] = (manifest, records, quarantine)
+        return found
+
+    alone = Pipeline(tmp_path / "alone")
+    alone_uploads = land_all(alone)
+    with alone.engine.session() as session:
+        expected = [
+            stage_upload(u, alone.sources[u.source], alone.lake, session, NOW)
+            for u in alone_uploads
+        ]
+
+    together = Pipeline(tmp_path / "together")
+    uploads = land_all(together)
+    batches, singles = [], []
+    real_batch, real_single = ingest._stage_batch, ingest.stage_upload
+    monkeypatch.setattr(ingest, "STAGING_WORKERS", 1)  # one share: every batch as big as can be
+    monkeypatch.setattr(
+        ingest, "_stage_batch", lambda batch, *a: batches.append(batch) or real_batch(batch, *a)
+    )
+    monkeypatch.setattr(
+        ingest, "stage_upload", lambda upload, *a: singles.append(upload) or real_single(upload, *a)
+    )
+    reports = ingest.stage_uploads(
+        [(u, together.lake.head(u.key).size) for u in uploads],
+        together.sources,
+        together.lake,
+        together.engine,
+        NOW,
+    )
+
+    assert [asdict(r) for r in reports] == [asdict(r) for r in expected]
+    assert left_behind(together, uploads) == left_behind(alone, alone_uploads)
+    names = lambda group: sorted(u.key.rsplit("/", 1)[1] for u in group)  # noqa: E731
+    # A batch per source, header and compression; every file that is not clean, whose
+    # header names a file_index column or whose key comes twice is staged alone.
+    assert sorted(map(names, batches)) == [
+        ["bad_record.csv", "bad_value.csv", "c1.csv", "c2.csv", "c3.csv", "header_only.csv"],
+        ["c4.csv.gz"],
+        ["reordered.csv"],
+        ["s1.csv", "s2.csv"],
+    ]
+    assert names(singles) == [
+        "bad_record.csv",
+        "bad_value.csv",
+        "empty.csv",
+        "header_only.csv",
+        "named.csv",
+        "twice.csv",
+        "twice.csv",
+    ]
+    assert not list((tmp_path / "together").rglob(".tmp-*"))

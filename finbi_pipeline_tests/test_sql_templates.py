@@ -48,7 +48,8 @@ def test_transpiled_trim_removes_what_duckdb_trim_removes():
 def test_epoch_timestamps_become_utc_times_to_the_millisecond(timestamp_format, raw):
     source = dataclasses.replace(load_sources()["interactions"], timestamp_format=timestamp_format)
     raw_records = (
-        "(SELECT CAST(1 AS BIGINT) AS record_no, 'u1' AS user_id, 'i1' AS item_id, "
+        "(SELECT CAST(1 AS BIGINT) AS record_no, CAST(NULL AS BIGINT) AS file_index, "
+        "'u1' AS user_id, 'i1' AS item_id, "
         f"'view' AS event_type, '{raw}' AS \"timestamp\")"
     )
     sql = validation_sql(source, raw_records, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))

@@ -288,7 +288,7 @@ class AthenaSession(EngineSession):
         # Without line numbers Athena need not keep file order (no single-reader window).
         record_no = "row_number() OVER ()" if line_numbers else "CAST(NULL AS BIGINT)"
         self.relations[name] = (
-            f"(SELECT {record_no} AS record_no, {select} "
+            f"(SELECT {record_no} AS record_no, CAST(NULL AS BIGINT) AS file_index, {select} "
             f'FROM "{self.engine.scratch_database}"."{table}" WHERE "$path" = {literal(uri)})'
         )
 

@@ -64,6 +64,10 @@ class UnreadableInput(Exception):
 class EngineSession(ABC):
     """One connection's worth of ingestion work; registered relations live as long as it."""
 
+    # Whether `register_csv_batch` works: reading many small files in one statement costs
+    # the statement latency once instead of once per file.
+    reads_csv_batches = False
+
     @abstractmethod
     def register_csv(
         self,
@@ -74,7 +78,8 @@ class EngineSession(ABC):
         line_numbers: bool = True,
         header: list[str] | None = None,
     ) -> None:
-        """Expose a raw CSV as relation `name`: `record_no` plus canonical text columns.
+        """Expose a raw CSV as relation `name`: `record_no`, `file_index` (NULL: one file)
+        and the canonical columns as text.
 
         `record_no` is where a record starts among the lines of the records the reader
         accepted (1-based): a record whose quoted fields hold newlines spans several lines.
@@ -82,6 +87,23 @@ class EngineSession(ABC):
         the engine may read the file in parallel. `header` is the file's column names when
         the caller has read them: the engine then need not detect them.
         """
+
+    def register_csv_batch(
+        self,
+        name: str,
+        source: SourceSpec,
+        uris: list[str],
+        compression: str | None,
+        header: list[str] | None,
+    ) -> None:
+        """Expose CSVs of one source with the same `header` as one relation, like
+        `register_csv` without line numbers; `file_index` is the file's position in `uris`.
+        """
+        raise NotImplementedError(f"{type(self).__name__} reads one CSV at a time")
+
+    def files_with_parser_rejects(self) -> set[str]:
+        """The files of the last batch read with records the reader rejected."""
+        raise NotImplementedError(f"{type(self).__name__} reads one CSV at a time")
 
     @abstractmethod
     def parser_rejects(self) -> list[ParserReject]:
@@ -208,6 +230,8 @@ class DuckDBEngine(QueryEngine):
 class DuckDBSession(EngineSession):
     """An in-memory DuckDB connection: ingestion never holds the warehouse's write lock."""
 
+    reads_csv_batches = True
+
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
 
@@ -220,35 +244,8 @@ class DuckDBSession(EngineSession):
         line_numbers: bool = True,
         header: list[str] | None = None,
     ) -> None:
-        dialect = source.csv
-        options = {
-            "all_varchar": True,
-            "header": dialect.header,
-            "delim": dialect.delimiter,
-            "quote": dialect.quote,
-            "escape": dialect.quote,
-            "encoding": dialect.encoding,
-            "store_rejects": True,
-            "strict_mode": True,
-            "compression": compression or "none",
-            # record_no must follow file order for line numbers to be right. The parallel
-            # reader keeps it: `row_number() OVER ()` runs as a streaming window that sees
-            # the scan's chunks in file order (bench/check_parallel_csv_order.py checks this
-            # on 20M rows), and parsing in parallel makes staging faster.
-            "parallel": True,
-        }
-        names = list(dialect.names) or header
-        if names and all(names) and len(set(names)) == len(names):
-            # Known column names: no dialect sniffing, which costs a small file more than
-            # reading it (8 ms of 10 for a 1,800-line UCI day; bench/README.md).
-            options["auto_detect"] = False
-            options["columns"] = {column: "VARCHAR" for column in names}
-        elif dialect.names:
-            options["names"] = list(dialect.names)
-        select = ", ".join(
-            f"{_identifier(file_column)} AS {_identifier(canonical)}"
-            for canonical, file_column in source.columns.items()
-        )
+        options = _csv_options(source, compression, header)
+        select = _canonical_select(source)
         self._csv = (uri, options)
         # Rejects belong to one file: a session reads many uploads one after another.
         self.con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
@@ -257,17 +254,47 @@ class DuckDBSession(EngineSession):
         numbered = (
             "SELECT CAST(row_number() OVER () "
             "+ SUM(__newlines) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
-            "- __newlines AS BIGINT) AS record_no, * EXCLUDE (__newlines) "
+            "- __newlines AS BIGINT) AS record_no, CAST(NULL AS BIGINT) AS file_index, "
+            "* EXCLUDE (__newlines) "
             f"FROM (SELECT {select}, {_NEWLINES} AS __newlines FROM {_read_csv(uri, options)})"
         )
         # The running window makes the whole query follow file order on one thread.
         unnumbered = (
-            f"SELECT CAST(NULL AS BIGINT) AS record_no, {select} FROM {_read_csv(uri, options)}"
+            "SELECT CAST(NULL AS BIGINT) AS record_no, CAST(NULL AS BIGINT) AS file_index, "
+            f"{select} FROM {_read_csv(uri, options)}"
         )
+        self._create_view(name, numbered if line_numbers else unnumbered)
+
+    def register_csv_batch(
+        self,
+        name: str,
+        source: SourceSpec,
+        uris: list[str],
+        compression: str | None,
+        header: list[str] | None,
+    ) -> None:
+        options = _csv_options(source, compression, header)
+        self.con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
+        # file_index: DuckDB's virtual column of a multi-file read, the file's position.
+        self._create_view(
+            name,
+            "SELECT CAST(NULL AS BIGINT) AS record_no, CAST(file_index AS BIGINT) AS file_index, "
+            f"{_canonical_select(source)} FROM {_read_csv(uris, options)}",
+        )
+
+    def files_with_parser_rejects(self) -> set[str]:
         try:
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP VIEW {name} AS {numbered if line_numbers else unnumbered}"
-            )
+            rows = self.con.execute(
+                "SELECT DISTINCT s.file_path FROM reject_errors AS e JOIN reject_scans AS s "
+                "ON e.scan_id = s.scan_id AND e.file_id = s.file_id"
+            ).fetchall()
+        except duckdb.CatalogException:  # nothing read since the session began
+            return set()
+        return {row[0] for row in rows}
+
+    def _create_view(self, name: str, sql: str) -> None:
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
         except duckdb.InvalidInputException as exc:
             raise UnreadableInput(_first_line(exc)) from exc
 
@@ -341,6 +368,44 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().split("\n", 1)[0]
 
 
+def _csv_options(source: SourceSpec, compression: str | None, header: list[str] | None) -> dict:
+    """read_csv's options for a source's files (`header`: their column names, if read)."""
+    dialect = source.csv
+    options = {
+        "all_varchar": True,
+        "header": dialect.header,
+        "delim": dialect.delimiter,
+        "quote": dialect.quote,
+        "escape": dialect.quote,
+        "encoding": dialect.encoding,
+        "store_rejects": True,
+        "strict_mode": True,
+        "compression": compression or "none",
+        # record_no must follow file order for line numbers to be right. The parallel
+        # reader keeps it: `row_number() OVER ()` runs as a streaming window that sees
+        # the scan's chunks in file order (bench/check_parallel_csv_order.py checks this
+        # on 20M rows), and parsing in parallel makes staging faster.
+        "parallel": True,
+    }
+    names = list(dialect.names) or header
+    if names and all(names) and len(set(names)) == len(names):
+        # Known column names: no dialect sniffing, which costs a small file more than
+        # reading it (8 ms of 10 for a 1,800-line UCI day; bench/README.md).
+        options["auto_detect"] = False
+        options["columns"] = {column: "VARCHAR" for column in names}
+    elif dialect.names:
+        options["names"] = list(dialect.names)
+    return options
+
+
+def _canonical_select(source: SourceSpec) -> str:
+    """The file's columns under their canonical names."""
+    return ", ".join(
+        f"{_identifier(file_column)} AS {_identifier(canonical)}"
+        for canonical, file_column in source.columns.items()
+    )
+
+
 def _parser_cause(kind: str, message: str) -> str:
     causes = {
         "INVALID ENCODING": "not valid text in the declared encoding",
@@ -367,9 +432,10 @@ def empty_relation(schema: dict[str, str], with_file_uri: bool) -> str:
     return f"(SELECT {columns} WHERE FALSE)"
 
 
-def _read_csv(uri: str, options: dict) -> str:
+def _read_csv(uri: str | list[str], options: dict) -> str:
     rendered = ", ".join(f"{k} = {_duck_literal(v)}" for k, v in options.items())
-    return f"read_csv({_sql_string(uri)}, {rendered})"
+    files = _duck_literal(uri) if isinstance(uri, list) else _sql_string(uri)
+    return f"read_csv({files}, {rendered})"
 
 
 def _sql_string(value: str) -> str:

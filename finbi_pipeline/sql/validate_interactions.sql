@@ -5,6 +5,7 @@
 WITH cleaned AS (
     SELECT
         record_no,
+        file_index,
         {{user_id}} AS user_id,
         {{item_id}} AS item_id,
         NULLIF(TRIM(event_type), '') AS event_type_raw,
@@ -42,6 +43,7 @@ timed AS (
 )
 SELECT
     record_no,
+    file_index,
     user_id,
     item_id,
     event_type,

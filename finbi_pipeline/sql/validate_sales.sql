@@ -5,6 +5,7 @@
 WITH cleaned AS (
     SELECT
         record_no,
+        file_index,
         {{order_id}} AS order_id,
         {{user_id}} AS user_id,
         {{item_id}} AS item_id,
@@ -57,6 +58,7 @@ timed AS (
 )
 SELECT
     record_no,
+    file_index,
     order_id,
     user_id,
     item_id,
