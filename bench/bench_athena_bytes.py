@@ -3,8 +3,9 @@
 Athena bills the Parquet column chunks a query reads (only the columns it references, only
 the partitions its filters keep) and, over CSV, the whole of every file it reads. For each
 analytics SQL file (the Athena text in finbi_pipeline/sql/) and, when present, each query
-of the dashboard's serving extract, this finds the curated columns it references (sqlglot,
-qualified against the curated schemas) and sums `total_compressed_size` of those column
+of the dashboard's serving extract, this finds the curated columns it references
+(`finbi_pipeline.athena_scan.referenced_columns`, which also gives the local analytics
+assets their `athena_estimated_*` metadata) and sums `total_compressed_size` of those column
 chunks over every curated Parquet file (pyarrow metadata; the date partition column lives
 in the path and costs nothing). An analytics table that another reads (kpi_summary reads
 user_activity) is exported from the warehouse as Snappy Parquet, as Athena's CTAS writes
@@ -26,42 +27,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow.parquet as pq
-import sqlglot
 from common import FINBI, Recorder, finbi_env, fresh_home, measure
-from sqlglot import exp
-from sqlglot.optimizer.qualify import qualify
-from sqlglot.optimizer.scope import traverse_scope
 
 from finbi_pipeline.assets.catalog import TABLES
+from finbi_pipeline.athena_scan import referenced_columns
 from finbi_pipeline.sql_templates import ANALYTICS_TABLES, sql_file
 
 KINDS = ("interactions", "sales")
-
-
-def referenced_columns(
-    sql: str, dialect: str, schemas: dict[str, list[str]]
-) -> dict[str, set[str]]:
-    """{table: columns} a query reads, for the tables in `schemas` ({table: columns})."""
-    tree = sqlglot.parse_one(sql, read=dialect)
-    for table in tree.find_all(exp.Table):  # finbi.interactions -> interactions
-        if table.db == "finbi":
-            table.set("db", None)
-    tree = qualify(
-        tree,
-        schema={t: {c: "VARCHAR" for c in columns} for t, columns in schemas.items()},
-        dialect=dialect,
-        validate_qualify_columns=False,
-    )
-    used: dict[str, set[str]] = defaultdict(set)
-    for scope in traverse_scope(tree):
-        for column in scope.columns:
-            source = scope.sources.get(column.table)
-            if isinstance(source, exp.Table) and source.name in schemas:
-                used[source.name].add(column.name)
-        for _name, source in scope.sources.items():  # COUNT(*) still reads the table
-            if isinstance(source, exp.Table) and source.name in schemas:
-                used[source.name]
-    return used
 
 
 def column_bytes(home: Path, kind: str) -> dict[str, int]:

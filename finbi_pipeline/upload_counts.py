@@ -52,7 +52,7 @@ def upload_row_counts(con: duckdb.DuckDBPyConnection, kinds) -> dict[tuple[str, 
     for kind in kinds:
         counts = None
         files = upload_files_view(kind)
-        if _view_exists(con, files):
+        if view_exists(con, files):
             (unusable,) = con.execute(
                 f"SELECT count(*) FROM {files} WHERE first_upload_id IS NULL "
                 "OR first_upload_id <> last_upload_id"
@@ -65,7 +65,8 @@ def upload_row_counts(con: duckdb.DuckDBPyConnection, kinds) -> dict[tuple[str, 
     return current
 
 
-def _view_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
+def view_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:
+    """Whether the view `schema.name` exists."""
     schema, name = qualified_name.split(".")
     (found,) = con.execute(
         "SELECT count(*) FROM duckdb_views() WHERE schema_name = ? AND view_name = ?",

@@ -10,6 +10,7 @@ import pytest
 
 from finbi_pipeline.definitions import defs
 from finbi_pipeline.runner import run_pipeline
+from finbi_pipeline.sql_templates import ANALYTICS_TABLES
 from finbi_pipeline_tests.conftest import SAMPLE
 
 # The lineage contract: each asset and what it reads.
@@ -159,6 +160,16 @@ def test_whole_graph_on_the_sample_matches_an_independent_computation(land, finb
         "item_id",
         "event_type",
     ]
+    # Each analytics table says what its SQL would scan and cost on Athena ($5/TB, 10 MB
+    # at least per query), and what the estimate leaves out.
+    for table in ANALYTICS_TABLES:
+        event = instance.get_latest_materialization_event(dg.AssetKey(table))
+        metadata = event.asset_materialization.metadata
+        scanned = metadata["athena_estimated_bytes_scanned"].value
+        assert 0 < scanned < sum(p.stat().st_size for p in SAMPLE.glob("*.csv")), table
+        assert metadata["athena_estimated_cost_usd"].value == pytest.approx(10 / 1024**2 * 5)
+        expected_left_out = "user_activity" if table == "kpi_summary" else "nothing"
+        assert metadata["athena_estimate_leaves_out"].value == expected_left_out, table
 
 
 def test_second_run_without_new_uploads_refreshes_without_reingesting(land, instance):

@@ -749,6 +749,8 @@ SMALL_UPLOADS = [
     ("interactions", "c2.csv", IH + f'U2,"I,2",VIEW,{T0 + DAY}\n'.encode()),
     ("interactions", "c3.csv", IH + f"U3,I3,add_to_cart,{T0 + 2 * DAY}\n".encode()),
     ("interactions", "c4.csv.gz", gzip.compress(IH + f"U4,I4,VIEW,{T0}\n".encode())),
+    ("interactions", "crlf.csv", IH.replace(b"\n", b"\r\n") + f"U5,I5,VIEW,{T0}\r\n".encode()),
+    ("interactions", "multiline.csv", IH + f'U5,"I\n5",VIEW,{T0}\nU5,I6,VIEW,{T0}\n'.encode()),
     (
         "interactions",
         "reordered.csv",
@@ -823,7 +825,16 @@ def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeyp
     # A batch per source, header and compression; every file that is not clean, whose
     # header names a file_index column or whose key comes twice is staged alone.
     assert sorted(map(names, batches)) == [
-        ["bad_record.csv", "bad_value.csv", "c1.csv", "c2.csv", "c3.csv", "header_only.csv"],
+        [
+            "bad_record.csv",
+            "bad_value.csv",
+            "c1.csv",
+            "c2.csv",
+            "c3.csv",
+            "crlf.csv",
+            "header_only.csv",
+            "multiline.csv",
+        ],
         ["c4.csv.gz"],
         ["reordered.csv"],
         ["s1.csv", "s2.csv"],

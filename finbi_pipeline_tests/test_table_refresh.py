@@ -84,7 +84,8 @@ def warehouse(finbi_home) -> DuckDBEngine:
 
 def refresh(engine: DuckDBEngine, table: str, sql: str | None = None) -> dict:
     """What the analytics asset does; returns how the table was refreshed."""
-    return engine.refresh_table(table, sql or sql_file(table), ANALYTICS_UPDATES[table]).extra
+    extra = engine.refresh_table(table, sql or sql_file(table), ANALYTICS_UPDATES[table]).extra
+    return {key: extra[key] for key in ("refresh_mode", "refresh_reason", "uploads_added")}
 
 
 def refresh_all(engine: DuckDBEngine) -> dict[str, str]:

@@ -49,6 +49,14 @@ ANALYTICS_UPDATES = {
 }
 
 
+# Locally: what the same SQL would scan and cost on Athena, from the curated files' footers.
+ATHENA_ESTIMATE = (
+    "athena_estimated_bytes_scanned",
+    "athena_estimated_cost_usd",
+    "athena_estimate_leaves_out",
+)
+
+
 def build_analytics_asset(table: str) -> dg.AssetsDefinition:
     """An asset that (re)creates analytics table `table` from `sql/<table>.sql`."""
 
@@ -70,7 +78,7 @@ def build_analytics_asset(table: str) -> dg.AssetsDefinition:
             metadata["estimated_cost_usd"] = dg.MetadataValue.float(stats.cost_usd)
         if stats.query_id:
             metadata["query_id"] = stats.query_id
-        for key in ("refresh_mode", "refresh_reason", "uploads_added"):
+        for key in ("refresh_mode", "refresh_reason", "uploads_added", *ATHENA_ESTIMATE):
             if key in stats.extra:
                 metadata[key] = stats.extra[key]
         if stats.engine_ms is not None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
+from finbi_pipeline.athena_scan import column_bytes_sql, column_bytes_view
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.upload_counts import upload_files_sql, upload_files_view
@@ -125,18 +126,24 @@ class DuckDBCatalog(Catalog):
         return self.lake.uri(table.prefix)
 
     def _register_upload_files(self, con, table: TableSpec, has_files: bool) -> None:
-        """For a curated table, a view over its files' footers: rows per upload without
-        reading the rows (`upload_counts.upload_row_counts`)."""
+        """For a curated table, views over its files' footers: rows per upload without
+        reading the rows (`upload_counts.upload_row_counts`), and bytes per column, what
+        Athena would scan (`athena_scan.estimate_scan`)."""
         if not table.partition_column:
             return
         con.execute("CREATE SCHEMA IF NOT EXISTS finbi_state")
-        view = upload_files_view(table.name)
+        files_view, bytes_view = upload_files_view(table.name), column_bytes_view(table.name)
         if not has_files:
-            con.execute(f"DROP VIEW IF EXISTS {view}")
+            con.execute(f"DROP VIEW IF EXISTS {files_view}")
+            con.execute(
+                f"CREATE OR REPLACE VIEW {bytes_view} AS SELECT CAST(NULL AS VARCHAR) "
+                "AS column_name, CAST(NULL AS BIGINT) AS bytes WHERE FALSE"
+            )
             return
         root = self.lake.uri(table.prefix).replace("'", "''")
-        files = upload_files_sql(f"{root}/{table.partition_column}=*/*.parquet")
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS {files}")
+        glob = f"{root}/{table.partition_column}=*/*.parquet"
+        con.execute(f"CREATE OR REPLACE VIEW {files_view} AS {upload_files_sql(glob)}")
+        con.execute(f"CREATE OR REPLACE VIEW {bytes_view} AS {column_bytes_sql(glob)}")
 
     def _select(self, table: TableSpec, has_files: bool) -> str:
         if not has_files:
