@@ -38,7 +38,12 @@ from finbi_pipeline.resources.engine import (
 )
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.sources import SourceSpec
-from finbi_pipeline.sql_templates import curation_sql, literal, validation_sql
+from finbi_pipeline.sql_templates import (
+    curation_sql,
+    literal,
+    staged_records_sql,
+    validation_sql,
+)
 from finbi_pipeline.uploads import Upload, list_uploads
 
 SNIFF_BYTES = 1 << 16
@@ -146,7 +151,7 @@ def stage_upload(
         session.register_csv(
             "raw_records", source, uri, compression, line_numbers=False, header=header
         )
-        stats = session.write_parquet(validation_sql(source, "raw_records", now), staged)
+        stats = session.write_parquet(staged_records_sql(source, "raw_records", now), staged)
     except UnreadableInput as exc:
         message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
         return _reject_whole_file(upload, source, lake, report, message, compression)
@@ -249,7 +254,8 @@ def _stage_in_batches(
     session: EngineSession,
     now: dt.datetime,
 ) -> list[UploadReport]:
-    """Stage small uploads, those of one source and header by one statement per batch.
+    """Stage small uploads, those of one source, folder and header by one statement per
+    batch.
 
     A batch stages only its clean files (every record accepted); a file with a rejected
     record, no records or an unreadable part is staged alone, as `stage_upload` words
@@ -269,10 +275,11 @@ def _stage_in_batches(
         # A file column named file_index would hide the reader's own.
         if versions[upload.key] > 1 or "file_index" in (header or ()):
             alone.append(upload)
-        else:
-            groups[(source.name, tuple(header or ()), compression)].append((upload, size))
+        else:  # one folder: on Athena a batch is read as one table over it
+            folder = upload.key.rsplit("/", 1)[0]
+            groups[(source.name, folder, tuple(header or ()), compression)].append((upload, size))
     reports = []
-    for (name, header, compression), members in groups.items():
+    for (name, _, header, compression), members in groups.items():
         for batch in _batches(members):
             staged, left = _stage_batch(
                 batch, sources[name], list(header) or None, compression, lake, session, now
@@ -313,10 +320,9 @@ def _stage_batch(
     try:
         session.register_csv_batch("raw_records", source, uris, compression, header)
         session.write_parquet(
-            f"SELECT v.*, v.file_index AS batch_file "
-            f"FROM ({validation_sql(source, 'raw_records', now)}) AS v",
+            staged_records_sql(source, "raw_records", now, by_file=True),
             lake.uri(temp),
-            partition_by="batch_file",
+            partition_by="file_index",
         )
     except UnreadableInput:  # staged alone, each file says whether it is the one, and why
         lake.delete_prefix(temp + "/")
@@ -324,12 +330,15 @@ def _stage_batch(
     output = {}  # file_index -> the file of its validated records (none: no records)
     for obj in lake.list_objects(temp + "/"):
         output[int(obj.key.split("/")[-2].split("=", 1)[1])] = obj.key
-    counts = session.fetch(
-        "SELECT file_index, COUNT(*) AS n, COUNT(reject_reason) AS rejected FROM "
-        f"{session.parquet_relation([lake.uri(key) for key in output.values()], {})} "
-        "GROUP BY file_index"
-    )
-    clean = {int(r.file_index): int(r.n) for r in counts.itertuples() if r.rejected == 0}
+    index_of = {lake.uri(key): index for index, key in output.items()}
+    clean = {}  # file_index -> records, of the files with every record accepted
+    if index_of:
+        counts = session.fetch(
+            "SELECT file_uri, COUNT(*) AS n, COUNT(reject_reason) AS rejected FROM "
+            f"{session.parquet_relation(list(index_of), {}, with_file_uri=True)} "
+            "GROUP BY file_uri"
+        )
+        clean = {index_of[r.file_uri]: int(r.n) for r in counts.itertuples() if not r.rejected}
     with_parser_rejects = session.files_with_parser_rejects()
     reports, left = [], []
     for index, upload in enumerate(batch):
@@ -346,6 +355,7 @@ def _stage_batch(
         report.rows_read = clean[index]
         lake.write_bytes(staging_key(upload, "json"), json.dumps(asdict(report)).encode())
         reports.append(report)
+    lake.delete_prefix(temp + "/")  # whatever else the engine wrote there
     return reports, left
 
 

@@ -105,6 +105,23 @@ def validation_sql(source: SourceSpec, raw_records: str, now: dt.datetime) -> st
     return render(f"validate_{source.kind}", **fragments)
 
 
+def staged_records_sql(
+    source: SourceSpec, raw_records: str, now: dt.datetime, by_file: bool = False
+) -> str:
+    """The validated records as staged: `validation_sql` without `file_index`, which a
+    batch of files keeps, last, to write each file's records apart (`by_file`)."""
+    sql = validation_sql(source, raw_records, now)
+    columns = [column for column in _output_columns(sql) if column != "file_index"]
+    if by_file:
+        columns.append("file_index")
+    return f"SELECT {', '.join(columns)} FROM ({sql}) AS validated"
+
+
+@cache
+def _output_columns(sql: str) -> tuple[str, ...]:
+    return tuple(sqlglot.parse_one(sql, read="athena").named_selects)
+
+
 def curation_sql(kind: str, staged: str, existing: str, members: str) -> str:
     """The Athena text selecting what staged uploads add to the curated `kind` table.
 

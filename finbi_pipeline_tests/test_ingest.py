@@ -758,6 +758,7 @@ SMALL_UPLOADS = [
     ),
     ("interactions", "named.csv", IH.rstrip() + f",file_index\nU6,I6,VIEW,{T0},7\n".encode()),
     ("interactions", "header_only.csv", IH),
+    ("interactions", "noted_header_only.csv", IH.rstrip() + b",note\n"),
     ("interactions", "bad_value.csv", IH + f"U7,I7,VIEW,{T0}\nU7,I7,CLICK,{T0}\n".encode()),
     ("interactions", "bad_record.csv", IH + f"U8,I8,VIEW,{T0}\nU8,I8,VIEW,{T0},extra\n".encode()),
     ("interactions", "empty.csv", b""),
@@ -785,7 +786,7 @@ def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeyp
             staged = pipeline.lake.head(ingest.staging_key(upload, "parquet"))
             records = []
             if staged is not None:
-                frame = pd.read_parquet(pipeline.lake.uri(staged.key)).drop(columns="file_index")
+                frame = pd.read_parquet(pipeline.lake.uri(staged.key))
                 records = sorted(frame.astype(str).itertuples(index=False, name=None))
             manifest = json.loads(pipeline.lake.read_bytes(ingest.staging_key(upload, "json")))
             quarantine = pipeline.quarantine(upload).astype(str).to_dict("records")
@@ -836,6 +837,7 @@ def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeyp
             "multiline.csv",
         ],
         ["c4.csv.gz"],
+        ["noted_header_only.csv"],
         ["reordered.csv"],
         ["s1.csv", "s2.csv"],
     ]
@@ -845,6 +847,7 @@ def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeyp
         "empty.csv",
         "header_only.csv",
         "named.csv",
+        "noted_header_only.csv",
         "twice.csv",
         "twice.csv",
     ]

@@ -17,6 +17,9 @@ files are dropped first: CTAS refuses a non-empty location).
   the upload's own folder and reads it through a `"$path"` filter, so only that object is
   scanned. Athena has no line numbers: `record_no` is `row_number() OVER ()` in read order,
   which is file order when the file is read as one split (gzip, or smaller than a split).
+  `register_csv_batch` does the same for several objects of one folder, `file_index` being
+  the position of a record's `"$path"` among them: a batch of small uploads costs one
+  Glue table, one CTAS and one count, not two queries per file.
 * `parser_rejects` is always empty: Athena's CSV reader does not report the records it
   could not split; a short record reads as NULLs and is quarantined by validation instead.
 * `write_parquet` is CTAS to Parquet with one bucket, which makes exactly one file per
@@ -267,6 +270,8 @@ class AthenaSession(EngineSession):
 
     # --- EngineSession ---------------------------------------------------------------------
 
+    reads_csv_batches = True
+
     def register_csv(
         self,
         name: str,
@@ -276,25 +281,60 @@ class AthenaSession(EngineSession):
         line_numbers: bool = True,
         header: list[str] | None = None,
     ) -> None:
-        key = self.lake.key_of(uri)
-        file_columns = list(source.csv.names) or header or self._csv_header(key, source)
-        table = self._scratch_name("csv", uri)
-        folder = self.lake.uri(key.rsplit("/", 1)[0] + "/")
-        self._create_scratch(csv_table_input(table, folder, len(file_columns), source.csv))
-        select = ", ".join(
-            f'"c{file_columns.index(file_column)}" AS "{canonical}"'
-            for canonical, file_column in source.columns.items()
-        )
         # Without line numbers Athena need not keep file order (no single-reader window).
         record_no = "row_number() OVER ()" if line_numbers else "CAST(NULL AS BIGINT)"
-        self.relations[name] = (
-            f"(SELECT {record_no} AS record_no, CAST(NULL AS BIGINT) AS file_index, {select} "
-            f'FROM "{self.engine.scratch_database}"."{table}" WHERE "$path" = {literal(uri)})'
+        self.relations[name] = self._csv_relation(
+            source, [uri], header, record_no, "CAST(NULL AS BIGINT)"
+        )
+
+    def register_csv_batch(
+        self,
+        name: str,
+        source: SourceSpec,
+        uris: list[str],
+        compression: str | None,
+        header: list[str] | None,
+    ) -> None:
+        # "$path" is an object's URI, as in `uris`: its position there is the file's index.
+        files = f"ARRAY[{', '.join(literal(uri) for uri in uris)}]"
+        file_index = f'CAST(array_position({files}, "$path") - 1 AS BIGINT)'
+        self.relations[name] = self._csv_relation(
+            source, uris, header, "CAST(NULL AS BIGINT)", file_index
         )
 
     def parser_rejects(self) -> list[ParserReject]:
         # Athena does not report records its CSV reader could not split (module docstring).
         return []
+
+    def files_with_parser_rejects(self) -> set[str]:
+        return set()  # as parser_rejects
+
+    def _csv_relation(
+        self,
+        source: SourceSpec,
+        uris: list[str],
+        header: list[str] | None,
+        record_no: str,
+        file_index: str,
+    ) -> str:
+        """The objects `uris` of one folder, read through a scratch CSV table over it."""
+        keys = [self.lake.key_of(uri) for uri in uris]
+        file_columns = list(source.csv.names) or header or self._csv_header(keys[0], source)
+        table = self._scratch_name("csv", "\n".join(uris))
+        folder = self.lake.uri(keys[0].rsplit("/", 1)[0] + "/")
+        self._create_scratch(csv_table_input(table, folder, len(file_columns), source.csv))
+        select = ", ".join(
+            f'"c{file_columns.index(file_column)}" AS "{canonical}"'
+            for canonical, file_column in source.columns.items()
+        )
+        if len(uris) == 1:
+            paths = f'"$path" = {literal(uris[0])}'
+        else:
+            paths = f'"$path" IN ({", ".join(literal(uri) for uri in uris)})'
+        return (
+            f"(SELECT {record_no} AS record_no, {file_index} AS file_index, {select} "
+            f'FROM "{self.engine.scratch_database}"."{table}" WHERE {paths})'
+        )
 
     def parquet_relation(
         self, uris: list[str], empty_schema: dict[str, str], with_file_uri: bool = False

@@ -7,10 +7,11 @@ implementation lives in `athena_engine.py`. SQL given to either is always Athena
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,6 +365,10 @@ class DuckDBSession(EngineSession):
             # detection, mixed line endings); single bad records go to reject_errors.
             raise UnreadableInput(_first_line(exc)) from exc
         count = rows.fetchone()[0]
+        if partition_by and not count:
+            # A partitioned write of no rows leaves just the folder it made (if still empty).
+            with suppress(OSError):
+                os.rmdir(uri)
         return QueryStats(rows=count, engine_ms=(time.perf_counter() - started) * 1000)
 
     def fetch(self, sql: str) -> pd.DataFrame:

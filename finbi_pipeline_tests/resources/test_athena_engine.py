@@ -4,6 +4,7 @@ ingestion session's Glue scratch tables against moto."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import io
 import json
@@ -11,6 +12,7 @@ import json
 import boto3
 import pandas as pd
 import pytest
+import sqlglot
 from botocore.awsrequest import AWSResponse
 from botocore.stub import ANY, Stubber
 from dagster._core.errors import DagsterExecutionInterruptedError
@@ -21,7 +23,10 @@ from finbi_pipeline.resources.athena_engine import AthenaEngine, AthenaQueryErro
 from finbi_pipeline.resources.aws import WaitTimeout, boto_client, wait_until
 from finbi_pipeline.resources.s3_lake import S3Lake
 from finbi_pipeline.sources import load_sources
+from finbi_pipeline.sql_templates import staged_records_sql
 from finbi_pipeline_tests.aws.fixtures import BUCKET, REGION
+
+NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
 
 
 @pytest.fixture
@@ -295,6 +300,37 @@ def test_register_csv_reads_one_object_through_a_path_filter(engine, lake):
     # The scratch table is gone with the session.
     with pytest.raises(glue.exceptions.EntityNotFoundException):
         glue.get_table(DatabaseName="finbi_scratch", Name=table)
+
+
+def test_a_batch_of_csvs_is_one_table_read_through_one_path_filter(engine, lake):
+    source = load_sources()["interactions"]
+    keys = [f"raw/interactions/day-{day}.csv" for day in (1, 2, 3)]
+    for key in keys:
+        lake.write_bytes(key, b"user_id,item_id,event_type,timestamp\nu,i,VIEW,1\n")
+    uris = [lake.uri(key) for key in keys]
+    header = ["user_id", "item_id", "event_type", "timestamp"]
+    with engine.session() as session:
+        session.register_csv_batch("raw_records", source, uris, None, header)
+        staged = staged_records_sql(source, "raw_records", NOW, by_file=True)
+        sql = session.resolve(staged)
+        [table] = session.scratch_tables
+        glue = boto3.client("glue", region_name=REGION)
+        definition = glue.get_table(DatabaseName="finbi_scratch", Name=table)["Table"]
+        assert session.files_with_parser_rejects() == set()
+    assert definition["StorageDescriptor"]["Location"] == lake.uri("raw/interactions/")
+    files = ", ".join(f"'{uri}'" for uri in uris)
+    assert f'"$path" IN ({files})' in sql
+    # A record's file is its "$path"'s position among the batch's (0-based).
+    assert f'CAST(array_position(ARRAY[{files}], "$path") - 1 AS BIGINT) AS file_index' in sql
+    # Athena's text: the staged columns, file_index last to partition by.
+    parsed = sqlglot.parse_one(sql, read="athena")
+    assert parsed.named_selects[-1] == "file_index"
+    assert (
+        "file_index"
+        not in sqlglot.parse_one(
+            staged_records_sql(source, "raw_records", NOW), read="athena"
+        ).named_selects
+    )
 
 
 def test_read_parquet_becomes_a_typed_table_with_hive_columns(engine, lake):
