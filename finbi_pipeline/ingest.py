@@ -206,9 +206,9 @@ def _read_head(lake: Lake, upload: Upload) -> tuple[bytes, str | None]:
 # using every core and the whole memory limit.
 SMALL_UPLOAD_BYTES = 32 << 20
 STAGING_WORKERS = 4
-# Where the engine reads many CSVs in one statement, a worker validates its small uploads
-# of one source and header together, this many files or bytes at a time (DuckDB holds a
-# buffer for each file's output while it writes them).
+# A worker validates its small uploads of one source, folder and header together, this
+# many files or bytes at a time: DuckDB holds a buffer for each file's output while it
+# writes them, and an Athena CTAS writes at most 100 partitions.
 BATCH_FILES = 100
 BATCH_BYTES = 64 << 20
 
@@ -228,9 +228,7 @@ def stage_uploads(
         if not share:
             return []
         with engine.session() as session:
-            if session.reads_csv_batches:
-                return _stage_in_batches(share, sources, lake, session, now)
-            return [stage_upload(u, sources[u.source], lake, session, now) for u, _ in share]
+            return _stage_in_batches(share, sources, lake, session, now)
 
     # Versions of one key share staging files: they go to the same worker, in order.
     workers = max(1, min(STAGING_WORKERS, len(small)))

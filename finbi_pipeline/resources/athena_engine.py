@@ -270,8 +270,6 @@ class AthenaSession(EngineSession):
 
     # --- EngineSession ---------------------------------------------------------------------
 
-    reads_csv_batches = True
-
     def register_csv(
         self,
         name: str,

@@ -66,10 +66,6 @@ class UnreadableInput(Exception):
 class EngineSession(ABC):
     """One connection's worth of ingestion work; registered relations live as long as it."""
 
-    # Whether `register_csv_batch` works: reading many small files in one statement costs
-    # the statement latency once instead of once per file.
-    reads_csv_batches = False
-
     @abstractmethod
     def register_csv(
         self,
@@ -90,6 +86,7 @@ class EngineSession(ABC):
         the caller has read them: the engine then need not detect them.
         """
 
+    @abstractmethod
     def register_csv_batch(
         self,
         name: str,
@@ -98,14 +95,14 @@ class EngineSession(ABC):
         compression: str | None,
         header: list[str] | None,
     ) -> None:
-        """Expose CSVs of one source with the same `header` as one relation, like
+        """Expose CSVs of one source and folder with the same `header` as one relation, like
         `register_csv` without line numbers; `file_index` is the file's position in `uris`.
+        Small files cost the statement latency once instead of once per file.
         """
-        raise NotImplementedError(f"{type(self).__name__} reads one CSV at a time")
 
+    @abstractmethod
     def files_with_parser_rejects(self) -> set[str]:
         """The files of the last batch read with records the reader rejected."""
-        raise NotImplementedError(f"{type(self).__name__} reads one CSV at a time")
 
     @abstractmethod
     def parser_rejects(self) -> list[ParserReject]:
@@ -237,8 +234,6 @@ class DuckDBEngine(QueryEngine):
 
 class DuckDBSession(EngineSession):
     """An in-memory DuckDB connection: ingestion never holds the warehouse's write lock."""
-
-    reads_csv_batches = True
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
