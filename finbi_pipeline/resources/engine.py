@@ -250,8 +250,6 @@ class DuckDBSession(EngineSession):
         options = _csv_options(source, compression, header)
         select = _canonical_select(source)
         self._csv = (uri, options)
-        # Rejects belong to one file: a session reads many uploads one after another.
-        self.con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         # A view streams the file once, when the validation query reads it. Newlines inside
         # quoted fields (of any column) move later records down: counted in file order.
         numbered = (
@@ -277,7 +275,6 @@ class DuckDBSession(EngineSession):
         header: list[str] | None,
     ) -> None:
         options = _csv_options(source, compression, header)
-        self.con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         # file_index: DuckDB's virtual column of a multi-file read, the file's position.
         self._create_view(
             name,
@@ -296,6 +293,9 @@ class DuckDBSession(EngineSession):
         return {row[0] for row in rows}
 
     def _create_view(self, name: str, sql: str) -> None:
+        """Register a read of CSVs as view `name`; the rejects of earlier reads are dropped
+        (a session reads many uploads one after another)."""
+        self.con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
         except duckdb.InvalidInputException as exc:
