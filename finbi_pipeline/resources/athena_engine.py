@@ -244,13 +244,17 @@ class AthenaEngine(QueryEngine):
 
     # --- helpers ---------------------------------------------------------------------------
 
+    # One client per call: staging workers start sessions at once, each may make the lazy
+    # client, and a client's error classes are its own (another's AlreadyExists escapes).
     def _ensure_scratch_database(self) -> None:
-        with suppress(self.glue.exceptions.AlreadyExistsException):
-            self.glue.create_database(DatabaseInput={"Name": self.scratch_database})
+        glue = self.glue
+        with suppress(glue.exceptions.AlreadyExistsException):
+            glue.create_database(DatabaseInput={"Name": self.scratch_database})
 
     def _delete_glue_table(self, database: str, table: str) -> None:
-        with suppress(self.glue.exceptions.EntityNotFoundException):
-            self.glue.delete_table(DatabaseName=database, Name=table)
+        glue = self.glue
+        with suppress(glue.exceptions.EntityNotFoundException):
+            glue.delete_table(DatabaseName=database, Name=table)
 
 
 class AthenaSession(EngineSession):
