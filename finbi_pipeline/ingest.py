@@ -740,21 +740,23 @@ def _merge_group(
     # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
     # a block of its own, so a file spanning thousands of days (the Personalize POC data:
     # 4,075) exhausts the memory limit in one statement. No days: nothing was accepted.
+    # What the keys contributed before is replaced, so it is no duplicate of their new rows:
+    # their files are left out (each curated file holds one upload of one key).
+    own = {key for upload in uploads.values() for key in curated.of_upload(upload)}
     for start in range(0, len(all_days), MERGE_DAYS):
         batch = all_days[start : start + MERGE_DAYS]
-        existing = [lake.uri(key) for key in curated.on_days(batch)]
+        existing = [lake.uri(key) for key in curated.on_days(batch) if key not in own]
         # Which upload each day of the batch is from: the upload of every record on it.
         members = ", ".join(
             f"(DATE {literal(f'{day:%Y-%m-%d}')}, {literal(source_of[owner[day]])}, "
-            f"{literal(owner[day])}, {literal(uploads[owner[day]].key + '@')})"
+            f"{literal(owner[day])})"
             for day in batch
         )
         sql = curation_sql(
             kind,
             staged=staged,
             existing=session.parquet_relation(existing, CURATED_COLUMNS[kind]),
-            members=f"(SELECT * FROM (VALUES {members}) AS members"
-            f"({date_column}, source, upload_id, key_prefix))",
+            members=f"(SELECT * FROM (VALUES {members}) AS m({date_column}, source, upload_id))",
         )
         if len(all_days) > MERGE_DAYS:
             sql = (

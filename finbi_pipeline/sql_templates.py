@@ -126,8 +126,9 @@ def curation_sql(kind: str, staged: str, existing: str, members: str) -> str:
     """The Athena text selecting what staged uploads add to the curated `kind` table.
 
     `members` relates each day the statement writes (the kind's date column) to the upload
-    whose records are on it: `source`, `upload_id` and `key_prefix` (one statement may merge
-    several uploads, on days no two of them share).
+    whose records are on it: `source` and `upload_id` (one statement may merge several
+    uploads, on days no two of them share). `existing` must leave out the files of the
+    uploads' own keys.
     """
     return render(f"curate_{kind}", staged=staged, existing=existing, members=members)
 

@@ -465,6 +465,16 @@ def test_same_file_under_two_keys_second_is_all_duplicates(pipe):
     ]
 
 
+def test_a_key_that_extends_another_keys_name_with_at_is_another_key(pipe):
+    # "a.csv@b.csv"'s upload ids start with "a.csv@", like a version of "a.csv" would.
+    data = IH + b"U1,I1,VIEW,1700000000\n"
+    first = pipe.ingest("interactions", "a.csv@b.csv", data)
+    second = pipe.ingest("interactions", "a.csv", data)
+    assert counts(first) == (1, 1, 0, 0)
+    assert counts(second) == (1, 0, 1, 0)
+    assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
 def test_overwritten_key_replaces_its_old_contribution(pipe):
     old = IH + b"U1,I1,VIEW,1700000000\nU2,I2,VIEW,1600000000\n"  # U2 on 2020-09-13
     new = IH + b"U1,I1,VIEW,1700000000\nU3,I3,PURCHASE,1700000003\nU3,I3,PURCHASE,1700000003\n"

@@ -39,5 +39,4 @@ WHERE NOT EXISTS (
         AND c.unit_price = a.unit_price
         AND c.sale_time = a.sale_time
         AND c.country IS NOT DISTINCT FROM a.country
-        AND NOT starts_with(c.upload_id, m.key_prefix)
 )

@@ -29,7 +29,7 @@ def _rendered() -> dict[str, str]:
                 existing="(SELECT * FROM curated WHERE FALSE)",
                 members=(
                     f"(SELECT DATE '2024-01-01' AS {DATE_COLUMN[name.removeprefix('curate_')]}, "
-                    "'s' AS source, 'u' AS upload_id, 'k@' AS key_prefix)"
+                    "'s' AS source, 'u' AS upload_id)"
                 ),
             )
         elif name.endswith("_increment"):
