@@ -35,7 +35,7 @@ from finbi_pipeline.aggregate_merge import merge_aggregates
 from finbi_pipeline.sql_templates import literal, render, to_duckdb
 from finbi_pipeline.upload_counts import (
     KINDS,
-    quoted,
+    rows_of_other_uploads,
     rows_of_uploads,
     upload_row_counts,
     uploads_frame,
@@ -196,16 +196,17 @@ def _apply_new_uploads(
         return
     # Literal days, not a subquery: DuckDB then reads only those days' partition folders.
     in_days = ", ".join(f"DATE {literal(day.isoformat())}" for (day,) in days)
-    days_only = f"SELECT * FROM {update.kind} WHERE {update.column} IN ({in_days})"
+    on_days = f"{update.column} IN ({in_days})"
     if isinstance(update, MergeAgainstStored):
         increment = render(
             update.increment,
             new_rows=rows_of_uploads(update.kind, ids),
-            stored_rows=f"{days_only} AND upload_id NOT IN ({quoted(ids)})",
+            stored_rows=rows_of_other_uploads(con, update.kind, ids, on_days),
         )
         merge_aggregates(con, target, to_duckdb(increment), update.keys)
         return
-    con.execute(f"DELETE FROM {target} WHERE {update.column} IN ({in_days})")
+    con.execute(f"DELETE FROM {target} WHERE {on_days}")
+    days_only = f"SELECT * FROM {update.kind} WHERE {on_days}"
     con.execute(f"INSERT INTO {target} BY NAME {_over(sql, {update.kind: days_only})}")
 
 

@@ -20,6 +20,31 @@ def rows_of_uploads(kind: str, upload_ids: list[str]) -> str:
     return f"SELECT * FROM finbi.{kind} WHERE upload_id IN ({quoted(upload_ids)})"
 
 
+def rows_of_other_uploads(
+    con: duckdb.DuckDBPyConnection, kind: str, upload_ids: list[str], where: str
+) -> str:
+    """A query (DuckDB) for the rows of `finbi.<kind>` matching `where` that these uploads
+    did not add.
+
+    Each curated file holds the rows of one upload, so where the catalog keeps the files'
+    footers the uploads' files are left out by name (DuckDB then skips them whole): testing
+    every stored row's upload_id instead cost a third of `daily_events`' probe at 100M rows.
+    """
+    if not upload_ids:
+        return f"SELECT * FROM finbi.{kind} WHERE {where}"
+    rows_view = rows_by_file_view(kind)
+    if not (view_exists(con, rows_view) and _footers_name_one_upload_each(con, kind)):
+        return (
+            f"SELECT * FROM finbi.{kind} WHERE {where} AND upload_id NOT IN ({quoted(upload_ids)})"
+        )
+    files = con.execute(
+        f"SELECT file_name FROM {upload_files_view(kind)} "
+        f"WHERE first_upload_id IN ({quoted(upload_ids)})"
+    ).fetchall()
+    skip = f" AND file_name NOT IN ({quoted([name for (name,) in files])})" if files else ""
+    return f"SELECT * EXCLUDE (file_name) FROM {rows_view} WHERE {where}{skip}"
+
+
 def quoted(values: list[str]) -> str:
     """String literals, comma-separated."""
     return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
@@ -28,6 +53,12 @@ def quoted(values: list[str]) -> str:
 def upload_files_view(kind: str) -> str:
     """The view the local catalog keeps over the curated `kind` files' Parquet footers."""
     return f"finbi_state.{kind}_files"
+
+
+def rows_by_file_view(kind: str) -> str:
+    """The view the local catalog keeps over the curated `kind` rows with the name of the
+    file each is from (`file_name`, as in `upload_files_view`)."""
+    return f"finbi_state.{kind}_rows"
 
 
 def upload_files_sql(glob: str) -> str:
@@ -50,19 +81,25 @@ def upload_row_counts(con: duckdb.DuckDBPyConnection, kinds) -> dict[tuple[str, 
     """
     current = {}
     for kind in kinds:
-        counts = None
-        files = upload_files_view(kind)
-        if view_exists(con, files):
-            (unusable,) = con.execute(
-                f"SELECT count(*) FROM {files} WHERE first_upload_id IS NULL "
-                "OR first_upload_id <> last_upload_id"
-            ).fetchone()
-            if not unusable:
-                counts = f"SELECT first_upload_id, sum(rows) FROM {files} GROUP BY 1"
-        counts = counts or f"SELECT upload_id, count(*) FROM finbi.{kind} GROUP BY upload_id"
+        if _footers_name_one_upload_each(con, kind):
+            counts = f"SELECT first_upload_id, sum(rows) FROM {upload_files_view(kind)} GROUP BY 1"
+        else:
+            counts = f"SELECT upload_id, count(*) FROM finbi.{kind} GROUP BY upload_id"
         for upload_id, rows in con.execute(counts).fetchall():
             current[(kind, upload_id)] = int(rows)
     return current
+
+
+def _footers_name_one_upload_each(con: duckdb.DuckDBPyConnection, kind: str) -> bool:
+    """Whether the catalog keeps the `kind` files' footers and each names one upload."""
+    files = upload_files_view(kind)
+    if not view_exists(con, files):
+        return False
+    (unusable,) = con.execute(
+        f"SELECT count(*) FROM {files} WHERE first_upload_id IS NULL "
+        "OR first_upload_id <> last_upload_id"
+    ).fetchone()
+    return not unusable
 
 
 def view_exists(con: duckdb.DuckDBPyConnection, qualified_name: str) -> bool:

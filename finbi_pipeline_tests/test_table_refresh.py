@@ -9,7 +9,10 @@ import pytest
 
 from finbi_pipeline import table_refresh
 from finbi_pipeline.assets.analytics import ANALYTICS_UPDATES
+from finbi_pipeline.assets.catalog import TABLES
+from finbi_pipeline.resources.catalog import DuckDBCatalog
 from finbi_pipeline.resources.engine import DuckDBEngine
+from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.sql_templates import ANALYTICS_TABLES, sql_file, to_duckdb
 from finbi_pipeline.table_refresh import FULL, INCREMENTAL, UNCHANGED
 from finbi_pipeline_tests._catalog_tables import create_catalog_tables
@@ -181,3 +184,35 @@ def test_a_catalog_changing_during_a_refresh_makes_the_next_one_full(warehouse, 
     how = refresh(warehouse, "top_items")
     assert (how["refresh_mode"], how["refresh_reason"]) == (FULL, "no record of a previous build")
     assert_equals_a_rebuild(warehouse, "top_items")
+
+
+def test_daily_events_over_the_lakes_files_counts_a_new_uploads_users_once(finbi_home):
+    # Through the local catalog's views, where the probe for users already seen on a day
+    # leaves the new upload's files out by name: were they left in, every new user would
+    # count as seen.
+    engine = DuckDBEngine(home=str(finbi_home))
+    catalog = DuckDBCatalog(lake=LocalLake(home=str(finbi_home)), engine=engine)
+
+    def land(name: str, events) -> None:
+        """The curated files of one upload, one per day, as the merge writes them."""
+        with engine.connect() as con:
+            for day in {event[3].date() for event in events}:
+                folder = catalog.lake.root / "curated" / "interactions" / f"event_date={day}"
+                folder.mkdir(parents=True, exist_ok=True)
+                on_day = [e for e in events if e[3].date() == day]
+                con.execute(
+                    "COPY (SELECT user_id::VARCHAR AS user_id, item_id, event_type, "
+                    f"event_time, 'web' AS source, 'raw/interactions/{name}.csv@v1' AS upload_id "
+                    f"FROM (VALUES {', '.join(['(?, ?, ?, ?::TIMESTAMP)'] * len(on_day))}) "
+                    f"AS t(user_id, item_id, event_type, event_time)) "
+                    f"TO '{folder / name}.parquet' (FORMAT parquet)",
+                    [value for event in on_day for value in event],
+                )
+        for table in ("interactions", "sales"):
+            catalog.register_table(TABLES[table])
+
+    land("first", FIRST_EVENTS)
+    assert refresh(engine, "daily_events")["refresh_mode"] == FULL
+    land("more", MORE_EVENTS)
+    assert refresh(engine, "daily_events")["refresh_mode"] == INCREMENTAL
+    assert_equals_a_rebuild(engine, "daily_events")

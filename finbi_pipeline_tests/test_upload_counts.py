@@ -1,5 +1,6 @@
 """Rows per upload, from the curated files' Parquet footers where the local catalog keeps
-them, else by counting: either way the exact counts."""
+them, else by counting: either way the exact counts. And the rows of other uploads, by
+leaving files out where the footers allow it, else row by row: either way the same rows."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from finbi_pipeline.assets.catalog import TABLES
 from finbi_pipeline.resources.catalog import DuckDBCatalog
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
-from finbi_pipeline.upload_counts import upload_row_counts
+from finbi_pipeline.upload_counts import rows_of_other_uploads, upload_row_counts
 
 UPLOAD_A, UPLOAD_B = "raw/interactions/a.csv@v1", "raw/interactions/b.csv@v2"
 
@@ -58,3 +59,30 @@ def test_no_curated_files_means_no_uploads(catalog):
     day = catalog.lake.root / "curated" / "interactions" / "event_date=2025-04-10"
     (day / "a.parquet").unlink()
     assert counts(catalog) == {}
+
+
+def other_uploads(catalog: DuckDBCatalog, upload_ids: list[str]) -> tuple[str, list]:
+    catalog.register_table(TABLES["interactions"])
+    with catalog.engine.connect() as con:
+        sql = rows_of_other_uploads(con, "interactions", upload_ids, "event_date >= '2025-04-11'")
+        rows = con.execute(f"SELECT upload_id, user_id FROM ({sql}) ORDER BY ALL").fetchall()
+    return sql, rows
+
+
+def test_other_uploads_rows_leave_the_uploads_files_out(catalog):
+    write_curated(catalog, "2025-04-10", "a.parquet", {UPLOAD_A: 1})
+    write_curated(catalog, "2025-04-11", "a.parquet", {UPLOAD_A: 2})
+    write_curated(catalog, "2025-04-11", "b.parquet", {UPLOAD_B: 3})
+    sql, rows = other_uploads(catalog, [UPLOAD_B])
+    assert rows == [(UPLOAD_A, "u0"), (UPLOAD_A, "u1")]
+    assert "upload_id NOT IN" not in sql  # by file name, not by testing every row
+    _, rows = other_uploads(catalog, [UPLOAD_A, UPLOAD_B])
+    assert rows == []
+
+
+def test_other_uploads_rows_are_tested_one_by_one_when_a_file_holds_two_uploads(catalog):
+    write_curated(catalog, "2025-04-11", "ab.parquet", {UPLOAD_A: 1, UPLOAD_B: 2})
+    write_curated(catalog, "2025-04-11", "b.parquet", {UPLOAD_B: 1})
+    sql, rows = other_uploads(catalog, [UPLOAD_B])
+    assert rows == [(UPLOAD_A, "u0")]
+    assert "upload_id NOT IN" in sql

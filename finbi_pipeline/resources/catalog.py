@@ -16,7 +16,7 @@ import dagster as dg
 from finbi_pipeline.athena_scan import column_bytes_sql, column_bytes_view
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
-from finbi_pipeline.upload_counts import upload_files_sql, upload_files_view
+from finbi_pipeline.upload_counts import rows_by_file_view, upload_files_sql, upload_files_view
 
 
 @dataclass(frozen=True)
@@ -128,13 +128,17 @@ class DuckDBCatalog(Catalog):
     def _register_upload_files(self, con, table: TableSpec, has_files: bool) -> None:
         """For a curated table, views over its files' footers: rows per upload without
         reading the rows (`upload_counts.upload_row_counts`), and bytes per column, what
-        Athena would scan (`athena_scan.estimate_scan`)."""
+        Athena would scan (`athena_scan.estimate_scan`); and over its rows with the file
+        each is from, so that a refresh can leave an upload's files out by name
+        (`upload_counts.rows_of_other_uploads`)."""
         if not table.partition_column:
             return
         con.execute("CREATE SCHEMA IF NOT EXISTS finbi_state")
         files_view, bytes_view = upload_files_view(table.name), column_bytes_view(table.name)
+        rows_view = rows_by_file_view(table.name)
         if not has_files:
             con.execute(f"DROP VIEW IF EXISTS {files_view}")
+            con.execute(f"DROP VIEW IF EXISTS {rows_view}")
             con.execute(
                 f"CREATE OR REPLACE VIEW {bytes_view} AS SELECT CAST(NULL AS VARCHAR) "
                 "AS column_name, CAST(NULL AS BIGINT) AS bytes WHERE FALSE"
@@ -144,8 +148,10 @@ class DuckDBCatalog(Catalog):
         glob = f"{root}/{table.partition_column}=*/*.parquet"
         con.execute(f"CREATE OR REPLACE VIEW {files_view} AS {upload_files_sql(glob)}")
         con.execute(f"CREATE OR REPLACE VIEW {bytes_view} AS {column_bytes_sql(glob)}")
+        rows = self._select(table, has_files, file_name=True)
+        con.execute(f"CREATE OR REPLACE VIEW {rows_view} AS {rows}")
 
-    def _select(self, table: TableSpec, has_files: bool) -> str:
+    def _select(self, table: TableSpec, has_files: bool, file_name: bool = False) -> str:
         if not has_files:
             columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in table.columns.items())
             return f"SELECT {columns} WHERE FALSE"
@@ -156,11 +162,13 @@ class DuckDBCatalog(Catalog):
             reader = (
                 f"read_parquet('{root}/{table.partition_column}=*/*.parquet', "
                 f"hive_partitioning = true, hive_types = {{'{table.partition_column}': DATE}}, "
-                "union_by_name = true)"
+                f"union_by_name = true{', filename = true' if file_name else ''})"
             )
         else:
             reader = f"read_parquet('{root}/*/*.parquet', union_by_name = true)"
         # Project the contract's columns in the contract's order; new columns in the files
         # show up in the detected schema through the catalog's schema history instead.
-        columns = ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in table.columns.items())
-        return f"SELECT {columns} FROM {reader}"
+        columns = [f"CAST({c} AS {t}) AS {c}" for c, t in table.columns.items()]
+        if file_name:
+            columns.append("filename AS file_name")
+        return f"SELECT {', '.join(columns)} FROM {reader}"
