@@ -185,12 +185,13 @@ def _apply_new_uploads(
     they change."""
     target = f"finbi.{table}"
     if isinstance(update, Merge):
-        over_new = _over(sql, {kind: rows_of_uploads(kind, new[kind]) for kind in KINDS})
+        over_new = _over(sql, {kind: rows_of_uploads(con, kind, new[kind]) for kind in KINDS})
         merge_aggregates(con, target, over_new, update.keys, update.combine)
         return
     ids = new[update.kind]
     days = con.execute(
-        f"SELECT DISTINCT {update.column} FROM ({rows_of_uploads(update.kind, ids)}) ORDER BY 1"
+        f"SELECT DISTINCT {update.column} FROM ({rows_of_uploads(con, update.kind, ids)}) "
+        "ORDER BY 1"
     ).fetchall()
     if not days:
         return
@@ -200,7 +201,7 @@ def _apply_new_uploads(
     if isinstance(update, MergeAgainstStored):
         increment = render(
             update.increment,
-            new_rows=rows_of_uploads(update.kind, ids),
+            new_rows=rows_of_uploads(con, update.kind, ids),
             stored_rows=rows_of_other_uploads(con, update.kind, ids, on_days),
         )
         merge_aggregates(con, target, to_duckdb(increment), update.keys)

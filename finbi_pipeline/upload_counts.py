@@ -13,11 +13,24 @@ import pandas as pd
 KINDS = ("interactions", "sales")
 
 
-def rows_of_uploads(kind: str, upload_ids: list[str]) -> str:
-    """A query (DuckDB and Athena alike) for the rows of `finbi.<kind>` these uploads added."""
+def rows_of_uploads(con: duckdb.DuckDBPyConnection, kind: str, upload_ids: list[str]) -> str:
+    """A query (DuckDB) for the rows of `finbi.<kind>` these uploads added.
+
+    For one upload DuckDB skips the other files by their upload_id statistics; for several
+    it reads every stored upload_id (1.2 s instead of 37 ms for two uploads among 100M
+    rows), so their files are then read by name where the footers allow (`_files_of`).
+    """
     if not upload_ids:
         return f"SELECT * FROM finbi.{kind} WHERE FALSE"
-    return f"SELECT * FROM finbi.{kind} WHERE upload_id IN ({quoted(upload_ids)})"
+    files = _files_of(con, kind, upload_ids) if len(upload_ids) > 1 else None
+    if files is None:
+        return f"SELECT * FROM finbi.{kind} WHERE upload_id IN ({quoted(upload_ids)})"
+    if not files:
+        return f"SELECT * FROM finbi.{kind} WHERE FALSE"
+    return (
+        f"SELECT * EXCLUDE (file_name) FROM {rows_by_file_view(kind)} "
+        f"WHERE file_name IN ({quoted(files)})"
+    )
 
 
 def rows_of_other_uploads(
@@ -26,23 +39,30 @@ def rows_of_other_uploads(
     """A query (DuckDB) for the rows of `finbi.<kind>` matching `where` that these uploads
     did not add.
 
-    Each curated file holds the rows of one upload, so where the catalog keeps the files'
-    footers the uploads' files are left out by name (DuckDB then skips them whole): testing
-    every stored row's upload_id instead cost a third of `daily_events`' probe at 100M rows.
+    The uploads' files are left out by name where the footers allow (`_files_of`): DuckDB
+    then skips them whole. Testing every stored row's upload_id cost a third of
+    `daily_events`' probe at 100M rows.
     """
-    if not upload_ids:
-        return f"SELECT * FROM finbi.{kind} WHERE {where}"
-    rows_view = rows_by_file_view(kind)
-    if not (view_exists(con, rows_view) and _footers_name_one_upload_each(con, kind)):
+    files = _files_of(con, kind, upload_ids) if upload_ids else []
+    if files is None:
         return (
             f"SELECT * FROM finbi.{kind} WHERE {where} AND upload_id NOT IN ({quoted(upload_ids)})"
         )
-    files = con.execute(
+    skip = f" AND file_name NOT IN ({quoted(files)})" if files else ""
+    return f"SELECT * EXCLUDE (file_name) FROM {rows_by_file_view(kind)} WHERE {where}{skip}"
+
+
+def _files_of(con: duckdb.DuckDBPyConnection, kind: str, upload_ids: list[str]) -> list[str] | None:
+    """The curated files holding these uploads' rows, by the names `rows_by_file_view` gives
+    them; None where the catalog keeps no such views, or a file's footer does not name
+    exactly one upload (then only the rows can tell)."""
+    if not (view_exists(con, rows_by_file_view(kind)) and _footers_name_one_upload_each(con, kind)):
+        return None
+    found = con.execute(
         f"SELECT file_name FROM {upload_files_view(kind)} "
-        f"WHERE first_upload_id IN ({quoted(upload_ids)})"
+        f"WHERE first_upload_id IN ({quoted(upload_ids)}) ORDER BY file_name"
     ).fetchall()
-    skip = f" AND file_name NOT IN ({quoted([name for (name,) in files])})" if files else ""
-    return f"SELECT * EXCLUDE (file_name) FROM {rows_view} WHERE {where}{skip}"
+    return [name for (name,) in found]
 
 
 def quoted(values: list[str]) -> str:

@@ -8,10 +8,13 @@ import dagster as dg
 import duckdb
 import pytest
 
+from finbi_pipeline.dashboard.extract import build_serving_extract
 from finbi_pipeline.definitions import defs
+from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.runner import run_pipeline
-from finbi_pipeline.sql_templates import ANALYTICS_TABLES
+from finbi_pipeline.sql_templates import ANALYTICS_TABLES, sql_file, to_duckdb
 from finbi_pipeline_tests.conftest import SAMPLE
+from finbi_pipeline_tests.dashboard._warehouse import extract_tables
 
 # The lineage contract: each asset and what it reads.
 EXPECTED_GRAPH = {
@@ -206,3 +209,47 @@ def test_reloading_a_file_replaces_it_without_double_counting(land, finbi_home, 
     assert again.uploads == 1
     assert again.rows == first.rows  # the summary counts each key's current version
     assert kpi_row(finbi_home)["total_views"] == views
+
+
+def split_csv(path, shares: list[float], out) -> list:
+    """The file's records in consecutive files of these shares, each with the header."""
+    header, *records = path.read_text().splitlines(keepends=True)
+    files, start = [], 0
+    for i, share in enumerate(shares):
+        end = len(records) if i == len(shares) - 1 else start + round(share * len(records))
+        files.append(out / f"{path.stem}-part{i + 1}.csv")
+        files[-1].write_text(header + "".join(records[start:end]))
+        start = end
+    return files
+
+
+def test_a_run_of_several_new_uploads_refreshes_in_place_what_a_rebuild_gives(
+    land, finbi_home, instance, tmp_path
+):
+    # New rows within the extract's FULL_BUILD_AFTER share of it, so it too is updated.
+    interactions = split_csv(SAMPLE / "interactions.csv", [0.84, 0.08, 0.08], tmp_path)
+    sales = split_csv(SAMPLE / "sales.csv", [0.9, 0.1], tmp_path)
+    land("interactions", interactions[0])
+    land("sales", sales[0])
+    assert run_pipeline(instance).success
+
+    for path in (*interactions[1:], sales[1]):
+        land("interactions" if path in interactions else "sales", path)
+    again = run_pipeline(instance)
+
+    assert again.success, again.failures
+    assert again.uploads == 3
+    for table in ("event_counts_by_type", "daily_events", "user_activity", "top_items"):
+        event = instance.get_latest_materialization_event(dg.AssetKey(table))
+        assert event.asset_materialization.metadata["refresh_mode"].value == "incremental"
+    with DuckDBEngine(home=str(finbi_home)).connect() as con:
+        for table in ANALYTICS_TABLES:
+            columns = "* EXCLUDE (refreshed_at)" if table == "kpi_summary" else "*"
+            stored = con.execute(f"SELECT {columns} FROM {table} ORDER BY ALL").fetchall()
+            rebuilt = f"SELECT {columns} FROM ({to_duckdb(sql_file(table))}) ORDER BY ALL"
+            assert stored == con.execute(rebuilt).fetchall(), table
+        rebuilt_extract = build_serving_extract(con, tmp_path / "rebuilt")
+    served = finbi_home / "dashboard" / "serving.duckdb"
+    with duckdb.connect(str(served), read_only=True) as con:
+        assert con.execute("SELECT build_mode FROM extract_info").fetchone() == ("incremental",)
+    assert extract_tables(served) == extract_tables(rebuilt_extract["path"])

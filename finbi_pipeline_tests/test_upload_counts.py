@@ -1,6 +1,6 @@
 """Rows per upload, from the curated files' Parquet footers where the local catalog keeps
-them, else by counting: either way the exact counts. And the rows of other uploads, by
-leaving files out where the footers allow it, else row by row: either way the same rows."""
+them, else by counting: either way the exact counts. And the rows of some uploads, or of
+every other, by file where the footers allow it, else row by row: either way the same rows."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from finbi_pipeline.assets.catalog import TABLES
 from finbi_pipeline.resources.catalog import DuckDBCatalog
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
-from finbi_pipeline.upload_counts import rows_of_other_uploads, upload_row_counts
+from finbi_pipeline.upload_counts import rows_of_other_uploads, rows_of_uploads, upload_row_counts
 
 UPLOAD_A, UPLOAD_B = "raw/interactions/a.csv@v1", "raw/interactions/b.csv@v2"
+UPLOAD_C = "raw/interactions/c.csv@v3"
 
 
 @pytest.fixture
@@ -86,3 +87,32 @@ def test_other_uploads_rows_are_tested_one_by_one_when_a_file_holds_two_uploads(
     sql, rows = other_uploads(catalog, [UPLOAD_B])
     assert rows == [(UPLOAD_A, "u0")]
     assert "upload_id NOT IN" in sql
+
+
+def of_uploads(catalog: DuckDBCatalog, upload_ids: list[str]) -> tuple[str, list]:
+    catalog.register_table(TABLES["interactions"])
+    with catalog.engine.connect() as con:
+        sql = rows_of_uploads(con, "interactions", upload_ids)
+        rows = con.execute(f"SELECT upload_id, count(*) FROM ({sql}) GROUP BY 1 ORDER BY 1")
+        return sql, rows.fetchall()
+
+
+def test_rows_of_several_uploads_are_read_from_their_files(catalog):
+    write_curated(catalog, "2025-04-10", "a.parquet", {UPLOAD_A: 1})
+    write_curated(catalog, "2025-04-11", "a.parquet", {UPLOAD_A: 2})
+    write_curated(catalog, "2025-04-11", "b.parquet", {UPLOAD_B: 3})
+    write_curated(catalog, "2025-04-11", "c.parquet", {UPLOAD_C: 4})
+    sql, rows = of_uploads(catalog, [UPLOAD_A, UPLOAD_B])
+    assert rows == [(UPLOAD_A, 3), (UPLOAD_B, 3)]
+    assert "file_name IN" in sql  # several uploads: by file, not by every stored upload_id
+    sql, rows = of_uploads(catalog, [UPLOAD_C])
+    assert rows == [(UPLOAD_C, 4)]
+    assert of_uploads(catalog, ["raw/interactions/gone.csv@v9", "raw/x.csv@v1"])[1] == []
+
+
+def test_rows_of_several_uploads_are_read_row_by_row_when_a_file_holds_two(catalog):
+    write_curated(catalog, "2025-04-11", "ab.parquet", {UPLOAD_A: 1, UPLOAD_B: 2})
+    write_curated(catalog, "2025-04-11", "c.parquet", {UPLOAD_C: 4})
+    sql, rows = of_uploads(catalog, [UPLOAD_B, UPLOAD_C])
+    assert rows == [(UPLOAD_B, 2), (UPLOAD_C, 4)]
+    assert "upload_id IN" in sql

@@ -462,6 +462,8 @@ class _Plan:
     mode: str  # "full" | "incremental"
     reason: str
     new_uploads: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    # Per kind, a subquery over the rows the new uploads added.
+    new_rows: dict[str, str] = field(default_factory=dict)
     full_build_at: datetime | None = None
     rows_since_full_build: int = 0
 
@@ -521,8 +523,10 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
     plan.rows_since_full_build = since
     for kind, upload_id, _ in new:
         plan.new_uploads[kind].append(upload_id)
+    for kind in KINDS:
+        plan.new_rows[kind] = f"({rows_of_uploads(warehouse, kind, plan.new_uploads[kind])})"
     # user_events stores event types and sources as ENUMs of the values it was built with.
-    delta = _delta_relation("interactions", plan.new_uploads["interactions"])
+    delta = plan.new_rows["interactions"]
     (unseen,) = warehouse.execute(
         f"SELECT count(*) FROM (SELECT DISTINCT event_type, source FROM {delta}) AS d "
         f"WHERE event_type NOT IN (SELECT event_type FROM {build}.events_daily) "
@@ -552,14 +556,9 @@ def _check_uploads_unchanged(warehouse: duckdb.DuckDBPyConnection, current: dict
         )
 
 
-def _delta_relation(kind: str, upload_ids: list[str]) -> str:
-    """The rows of `finbi.<kind>` that these uploads added, as a subquery."""
-    return f"({rows_of_uploads(kind, upload_ids)})"
-
-
 def _find_affected_keys(warehouse: duckdb.DuckDBPyConnection, plan: _Plan) -> None:
     """Scratch tables `affected_<key>`: the keys whose RECOMPUTE rows the new rows change."""
-    interactions, sales = (_delta_relation(k, plan.new_uploads[k]) for k in KINDS)
+    interactions, sales = (plan.new_rows[k] for k in KINDS)
     warehouse.execute(
         f"CREATE TABLE {_SCRATCH_ALIAS}.affected_user_id AS SELECT DISTINCT user_id FROM "
         f"(SELECT user_id FROM {interactions} UNION ALL SELECT user_id FROM {sales}) "
@@ -600,9 +599,7 @@ def _update(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Pl
             "sales_orders": f"(SELECT * FROM {_BUILD_ALIAS}.sales_orders {restricted})",
         }
         if table.merge_stored:
-            relations["interactions"] = _delta_relation(
-                "interactions", plan.new_uploads["interactions"]
-            )
+            relations["interactions"] = plan.new_rows["interactions"]
         sql = _render(warehouse, table.query, relations, table.staging)
         if table.merge_stored:
             staging_table, stored_query, combine = table.merge_stored
@@ -617,7 +614,7 @@ def _update(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Pl
     reads = [kind for kind in KINDS if "{" + kind + "}" in table.query]
     if not any(plan.new_uploads[kind] for kind in reads):
         return
-    relations = {kind: _delta_relation(kind, plan.new_uploads[kind]) for kind in KINDS}
+    relations = dict(plan.new_rows)
     sql = _render(warehouse, table.query, relations)
     if table.update == APPEND:
         warehouse.execute(f"INSERT INTO {target} {sql}")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from finbi_pipeline.dashboard.extract import build_serving_extract
+from finbi_pipeline.dashboard.extract import SERVING_TABLES, build_serving_extract
 
 DDL = """
 SET TimeZone = 'UTC';
@@ -162,3 +162,19 @@ def create_empty_warehouse() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     con.execute(DDL)
     return con
+
+
+def extract_tables(path) -> dict[str, list]:
+    """Every serving table's rows, sorted; extract_info without its build bookkeeping."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        tables = {}
+        for table in SERVING_TABLES:
+            columns = "* EXCLUDE (refreshed_at, build_mode, full_build_at, rows_since_full_build)"
+            select = columns if table.name == "extract_info" else "*"
+            tables[table.name] = con.execute(
+                f"SELECT {select} FROM {table.name} ORDER BY ALL"
+            ).fetchall()
+        return tables
+    finally:
+        con.close()

@@ -18,6 +18,7 @@ from ._warehouse import (
     add_events,
     add_sales,
     create_empty_warehouse,
+    extract_tables,
     refresh,
 )
 
@@ -139,22 +140,6 @@ NEW_SALES = [
     ("o5", "u8", "i4", 2, "3.10", "2024-03-06 09:30", "FR", "pos"),
     ("o6", None, "i4", 1, "3.10", "2024-03-06 10:00", "FR", "pos"),  # a guest
 ]
-
-
-def extract_tables(path) -> dict[str, list]:
-    """Every serving table's rows, sorted; extract_info without its build bookkeeping."""
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        tables = {}
-        for table in SERVING_TABLES:
-            columns = "* EXCLUDE (refreshed_at, build_mode, full_build_at, rows_since_full_build)"
-            select = columns if table.name == "extract_info" else "*"
-            tables[table.name] = con.execute(
-                f"SELECT {select} FROM {table.name} ORDER BY ALL"
-            ).fetchall()
-        return tables
-    finally:
-        con.close()
 
 
 def assert_same_as_a_full_build(warehouse, finbi_home, tmp_path):
