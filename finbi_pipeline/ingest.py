@@ -737,12 +737,12 @@ def _merge_group(
     staged = session.parquet_relation(staged_uris, {})
     source_of = {r.upload_id: r.source for r in group}
     temp_prefix = f"{prefix}.tmp-{uuid.uuid4().hex}"
-    # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
-    # a block of its own, so a file spanning thousands of days (the Personalize POC data:
-    # 4,075) exhausts the memory limit in one statement. No days: nothing was accepted.
     # What the keys contributed before is replaced, so it is no duplicate of their new rows:
     # their files are left out (each curated file holds one upload of one key).
     own = {key for upload in uploads.values() for key in curated.of_upload(upload)}
+    # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
+    # a block of its own, so a file spanning thousands of days (the Personalize POC data:
+    # 4,075) exhausts the memory limit in one statement. No days: nothing was accepted.
     for start in range(0, len(all_days), MERGE_DAYS):
         batch = all_days[start : start + MERGE_DAYS]
         existing = [lake.uri(key) for key in curated.on_days(batch) if key not in own]
