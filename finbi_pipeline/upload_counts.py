@@ -43,7 +43,9 @@ def rows_of_other_uploads(
     then skips them whole. Testing every stored row's upload_id cost a third of
     `daily_events`' probe at 100M rows.
     """
-    files = _files_of(con, kind, upload_ids) if upload_ids else []
+    if not upload_ids:
+        return f"SELECT * FROM finbi.{kind} WHERE {where}"
+    files = _files_of(con, kind, upload_ids)
     if files is None:
         return (
             f"SELECT * FROM finbi.{kind} WHERE {where} AND upload_id NOT IN ({quoted(upload_ids)})"

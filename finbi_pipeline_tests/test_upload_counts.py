@@ -11,6 +11,7 @@ from finbi_pipeline.resources.catalog import DuckDBCatalog
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.upload_counts import rows_of_other_uploads, rows_of_uploads, upload_row_counts
+from finbi_pipeline_tests._catalog_tables import create_catalog_tables
 
 UPLOAD_A, UPLOAD_B = "raw/interactions/a.csv@v1", "raw/interactions/b.csv@v2"
 UPLOAD_C = "raw/interactions/c.csv@v3"
@@ -116,3 +117,23 @@ def test_rows_of_several_uploads_are_read_row_by_row_when_a_file_holds_two(catal
     sql, rows = of_uploads(catalog, [UPLOAD_B, UPLOAD_C])
     assert rows == [(UPLOAD_B, 2), (UPLOAD_C, 4)]
     assert "upload_id IN" in sql
+
+
+def test_without_the_catalogs_views_rows_are_told_apart_by_upload_id(finbi_home):
+    engine = DuckDBEngine(home=str(finbi_home))
+    with engine.connect() as con:
+        create_catalog_tables(con)
+        for user, upload in (("u1", UPLOAD_A), ("u2", UPLOAD_B)):
+            con.execute(
+                "INSERT INTO interactions VALUES (?, 'i1', 'VIEW', TIMESTAMP '2025-04-11 12:00',"
+                " DATE '2025-04-11', 'web', ?)",
+                [user, upload],
+            )
+
+        def users(sql: str) -> list[str]:
+            return [u for (u,) in con.execute(f"SELECT user_id FROM ({sql}) ORDER BY 1").fetchall()]
+
+        assert users(rows_of_uploads(con, "interactions", [])) == []
+        assert users(rows_of_uploads(con, "interactions", [UPLOAD_A, UPLOAD_B])) == ["u1", "u2"]
+        assert users(rows_of_other_uploads(con, "interactions", [], "TRUE")) == ["u1", "u2"]
+        assert users(rows_of_other_uploads(con, "interactions", [UPLOAD_A], "TRUE")) == ["u2"]
