@@ -1,8 +1,10 @@
-"""Rows per upload in the catalog tables: how refreshes tell what is new.
+"""Rows per upload in the catalog tables: how refreshes tell what is new, and read it.
 
 An upload's curated rows never change once merged (a new version of a key is a new
 `upload_id`), so comparing these counts with what a table was built from tells which
-uploads were added, replaced or removed since.
+uploads were added, replaced or removed since. Each curated file holds one upload, so the
+local catalog's views over the files (their footers, and their rows by file name) give the
+counts, and the new (or the other) uploads' rows, without testing every stored row.
 """
 
 from __future__ import annotations
