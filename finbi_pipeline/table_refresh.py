@@ -189,10 +189,8 @@ def _apply_new_uploads(
         merge_aggregates(con, target, over_new, update.keys, update.combine)
         return
     ids = new[update.kind]
-    days = con.execute(
-        f"SELECT DISTINCT {update.column} FROM ({rows_of_uploads(con, update.kind, ids)}) "
-        "ORDER BY 1"
-    ).fetchall()
+    new_rows = rows_of_uploads(con, update.kind, ids)
+    days = con.execute(f"SELECT DISTINCT {update.column} FROM ({new_rows}) ORDER BY 1").fetchall()
     if not days:
         return
     # Literal days, not a subquery: DuckDB then reads only those days' partition folders.
@@ -201,7 +199,7 @@ def _apply_new_uploads(
     if isinstance(update, MergeAgainstStored):
         increment = render(
             update.increment,
-            new_rows=rows_of_uploads(con, update.kind, ids),
+            new_rows=new_rows,
             stored_rows=rows_of_other_uploads(con, update.kind, ids, on_days),
         )
         merge_aggregates(con, target, to_duckdb(increment), update.keys)

@@ -46,27 +46,31 @@ def rows_of_other_uploads(
     `daily_events`' probe at 100M rows.
     """
     if not upload_ids:
-        return f"SELECT * FROM finbi.{kind} WHERE {where}"
+        return f"SELECT * FROM finbi.{kind} WHERE ({where})"
     files = _files_of(con, kind, upload_ids)
     if files is None:
         return (
-            f"SELECT * FROM finbi.{kind} WHERE {where} AND upload_id NOT IN ({quoted(upload_ids)})"
+            f"SELECT * FROM finbi.{kind} WHERE ({where}) "
+            f"AND upload_id NOT IN ({quoted(upload_ids)})"
         )
     skip = f" AND file_name NOT IN ({quoted(files)})" if files else ""
-    return f"SELECT * EXCLUDE (file_name) FROM {rows_by_file_view(kind)} WHERE {where}{skip}"
+    return f"SELECT * EXCLUDE (file_name) FROM {rows_by_file_view(kind)} WHERE ({where}){skip}"
 
 
 def _files_of(con: duckdb.DuckDBPyConnection, kind: str, upload_ids: list[str]) -> list[str] | None:
     """The curated files holding these uploads' rows, by the names `rows_by_file_view` gives
     them; None where the catalog keeps no such views, or a file's footer does not name
     exactly one upload (then only the rows can tell)."""
-    if not (view_exists(con, rows_by_file_view(kind)) and _footers_name_one_upload_each(con, kind)):
+    files_view, rows_view = upload_files_view(kind), rows_by_file_view(kind)
+    if not (view_exists(con, files_view) and view_exists(con, rows_view)):
         return None
-    found = con.execute(
-        f"SELECT file_name FROM {upload_files_view(kind)} "
-        f"WHERE first_upload_id IN ({quoted(upload_ids)}) ORDER BY file_name"
+    footers = con.execute(
+        f"SELECT file_name, first_upload_id, last_upload_id FROM {files_view} ORDER BY 1"
     ).fetchall()
-    return [name for (name,) in found]
+    if any(first is None or first != last for _, first, last in footers):
+        return None
+    wanted = set(upload_ids)
+    return [name for name, upload_id, _ in footers if upload_id in wanted]
 
 
 def quoted(values: list[str]) -> str:

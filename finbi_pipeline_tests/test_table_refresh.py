@@ -15,6 +15,7 @@ from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.sql_templates import ANALYTICS_TABLES, sql_file, to_duckdb
 from finbi_pipeline.table_refresh import FULL, INCREMENTAL, UNCHANGED
+from finbi_pipeline.upload_counts import rows_by_file_view, view_exists
 from finbi_pipeline_tests._catalog_tables import create_catalog_tables
 
 DAY1, DAY2, DAY3 = dt.date(2025, 4, 10), dt.date(2025, 4, 11), dt.date(2025, 4, 12)
@@ -212,6 +213,8 @@ def test_daily_events_over_the_lakes_files_counts_a_new_uploads_users_once(finbi
             catalog.register_table(TABLES[table])
 
     land("first", FIRST_EVENTS)
+    with engine.connect() as con:
+        assert view_exists(con, rows_by_file_view("interactions"))
     assert refresh(engine, "daily_events")["refresh_mode"] == FULL
     land("more", MORE_EVENTS)
     assert refresh(engine, "daily_events")["refresh_mode"] == INCREMENTAL

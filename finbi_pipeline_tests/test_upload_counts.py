@@ -137,3 +137,16 @@ def test_without_the_catalogs_views_rows_are_told_apart_by_upload_id(finbi_home)
         assert users(rows_of_uploads(con, "interactions", [UPLOAD_A, UPLOAD_B])) == ["u1", "u2"]
         assert users(rows_of_other_uploads(con, "interactions", [], "TRUE")) == ["u1", "u2"]
         assert users(rows_of_other_uploads(con, "interactions", [UPLOAD_A], "TRUE")) == ["u2"]
+
+
+def test_a_catalog_from_before_the_rows_view_is_read_row_by_row(catalog):
+    write_curated(catalog, "2025-04-11", "a.parquet", {UPLOAD_A: 1})
+    write_curated(catalog, "2025-04-11", "b.parquet", {UPLOAD_B: 2})
+    catalog.register_table(TABLES["interactions"])
+    with catalog.engine.connect() as con:
+        con.execute("DROP VIEW finbi_state.interactions_rows")
+        several = rows_of_uploads(con, "interactions", [UPLOAD_A, UPLOAD_B])
+        others = rows_of_other_uploads(con, "interactions", [UPLOAD_A], "TRUE")
+        assert "upload_id IN" in several and "upload_id NOT IN" in others
+        assert con.execute(f"SELECT count(*) FROM ({several})").fetchone() == (3,)
+        assert con.execute(f"SELECT count(*) FROM ({others})").fetchone() == (2,)

@@ -144,14 +144,15 @@ class DuckDBCatalog(Catalog):
                 "AS column_name, CAST(NULL AS BIGINT) AS bytes WHERE FALSE"
             )
             return
-        root = self.lake.uri(table.prefix).replace("'", "''")
-        glob = f"{root}/{table.partition_column}=*/*.parquet"
+        glob = self._curated_glob(table)
         con.execute(f"CREATE OR REPLACE VIEW {files_view} AS {upload_files_sql(glob)}")
         con.execute(f"CREATE OR REPLACE VIEW {bytes_view} AS {column_bytes_sql(glob)}")
-        rows = self._select(table, has_files, file_name=True)
-        con.execute(f"CREATE OR REPLACE VIEW {rows_view} AS {rows}")
+        con.execute(
+            f"CREATE OR REPLACE VIEW {rows_view} AS SELECT {_contract_columns(table)}, "
+            f"filename AS file_name FROM {self._curated_reader(table, file_name=True)}"
+        )
 
-    def _select(self, table: TableSpec, has_files: bool, file_name: bool = False) -> str:
+    def _select(self, table: TableSpec, has_files: bool) -> str:
         if not has_files:
             columns = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in table.columns.items())
             return f"SELECT {columns} WHERE FALSE"
@@ -159,16 +160,28 @@ class DuckDBCatalog(Catalog):
         if table.file_format == "json":
             reader = f"read_json('{root}/*/*.json', format = 'auto', union_by_name = true)"
         elif table.partition_column:
-            reader = (
-                f"read_parquet('{root}/{table.partition_column}=*/*.parquet', "
-                f"hive_partitioning = true, hive_types = {{'{table.partition_column}': DATE}}, "
-                f"union_by_name = true{', filename = true' if file_name else ''})"
-            )
+            reader = self._curated_reader(table)
         else:
             reader = f"read_parquet('{root}/*/*.parquet', union_by_name = true)"
-        # Project the contract's columns in the contract's order; new columns in the files
-        # show up in the detected schema through the catalog's schema history instead.
-        columns = [f"CAST({c} AS {t}) AS {c}" for c, t in table.columns.items()]
-        if file_name:
-            columns.append("filename AS file_name")
-        return f"SELECT {', '.join(columns)} FROM {reader}"
+        return f"SELECT {_contract_columns(table)} FROM {reader}"
+
+    def _curated_glob(self, table: TableSpec) -> str:
+        """Every file of a date-partitioned curated table, as a glob inside a SQL string.
+
+        The footer views and the rows view read the same glob, so that the file names they
+        give are the same strings."""
+        root = self.lake.uri(table.prefix).replace("'", "''")
+        return f"{root}/{table.partition_column}=*/*.parquet"
+
+    def _curated_reader(self, table: TableSpec, file_name: bool = False) -> str:
+        return (
+            f"read_parquet('{self._curated_glob(table)}', hive_partitioning = true, "
+            f"hive_types = {{'{table.partition_column}': DATE}}, union_by_name = true"
+            f"{', filename = true' if file_name else ''})"
+        )
+
+
+def _contract_columns(table: TableSpec) -> str:
+    """The contract's columns in the contract's order; new columns in the files show up in
+    the detected schema through the catalog's schema history instead."""
+    return ", ".join(f"CAST({c} AS {t}) AS {c}" for c, t in table.columns.items())
