@@ -4,6 +4,9 @@ incremental refresh after one more upload of 1% more rows.
 For N interactions (+ the generator's sales lines, about N/13):
   floor        DuckDB alone reads both CSVs and writes Parquet (zstd), default settings,
                in a fresh interpreter: the least any CSV->Parquet pipeline can cost here.
+  Dagster      FinBI's asset graph with steps that do nothing (`dagster_floor.py`), run as
+  floor        `finbi run` runs it, for one new upload and for nothing new: the least any
+               run of this graph costs, whatever its steps do.
   full run     fresh FINBI_HOME, `finbi load` both files (timed apart), `finbi run` timed
                with the peak RSS of its whole process tree (psutil sampling).
   incremental  after the last full run, `finbi load` N/100 new interactions and `finbi run`
@@ -28,7 +31,17 @@ import textwrap
 from pathlib import Path
 
 import duckdb
-from common import FINBI, PYTHON, Recorder, finbi_env, free_gib, fresh_home, measure, mib
+from common import (
+    BENCH_DIR,
+    FINBI,
+    PYTHON,
+    Recorder,
+    finbi_env,
+    free_gib,
+    fresh_home,
+    measure,
+    mib,
+)
 
 FLOOR = textwrap.dedent("""
     import duckdb, sys
@@ -66,6 +79,24 @@ def split_csv(path: Path, parts: int) -> list[Path]:
     for i, file in enumerate(files):
         file.write_bytes(header + b"".join(records[i * size : (i + 1) * size]))
     return files
+
+
+def dagster_floor(work: Path, runs: int) -> dict[str, list[float]]:
+    """Seconds of `dagster_floor.py` runs, fresh processes, after a warm-up that creates the
+    instance: {"ingest": one new upload, "refresh": nothing new}."""
+    script = str(BENCH_DIR / "dagster_floor.py")
+    graph, home = work / "dagster-floor-graph.json", fresh_home(work / "dagster-floor-home")
+    graph.write_text(measure([PYTHON, script, "describe"]).stdout)
+    measure([PYTHON, script, "prepare", str(graph), str(home)])
+    times: dict[str, list[float]] = {"ingest": [], "refresh": []}
+    for _ in range(runs):
+        for job, seconds in times.items():
+            m = measure([PYTHON, script, "run", str(graph), str(home), job])
+            assert "status: ok" in m.stdout, m.stdout + m.stderr[-2000:]
+            seconds.append(m.seconds)
+    shutil.rmtree(home)
+    graph.unlink()
+    return times
 
 
 def ensure_data(rows: int, seed: int, root: Path) -> Path:
@@ -108,6 +139,7 @@ def main() -> None:
 
     floor_out = work / "floor-out"
     floor_times, floor_rss = [], []
+    dagster_times: dict[str, list[float]] = {}
     if not args.no_floor:
         for i in range(args.runs + 1):  # the first is the warm-up
             fresh_home(floor_out)
@@ -119,6 +151,14 @@ def main() -> None:
                 floor_times.append(m.seconds)
                 floor_rss.append(m.peak_rss)
         shutil.rmtree(floor_out)
+        dagster_times = dagster_floor(work, args.runs)
+        print(
+            "Dagster floor: one new upload "
+            + ", ".join(f"{t:.2f}" for t in dagster_times["ingest"])
+            + " s; nothing new "
+            + ", ".join(f"{t:.2f}" for t in dagster_times["refresh"])
+            + " s"
+        )
 
     home = work / f"home-{label}"
     memory = {"FINBI_DUCKDB_MEMORY_LIMIT": args.memory_limit} if args.memory_limit else {}
@@ -207,6 +247,33 @@ def main() -> None:
             ok=med / fmed <= 3,
             command=cmd,
         )
+    if dagster_times:
+        ingest = statistics.median(dagster_times["ingest"])
+        for job, what in (("ingest", "one new upload"), ("refresh", "nothing new")):
+            rec.add(
+                f"e2e {label}: Dagster floor, {what} (median)",
+                statistics.median(dagster_times[job]),
+                "s",
+                command=cmd,
+                detail=f"{span(dagster_times[job])}; FinBI's graph, steps that do nothing",
+            )
+        rec.add(
+            f"e2e {label}: Dagster floor (one new upload) / finbi run",
+            ingest / med,
+            "x",
+            command=cmd,
+            detail="the least an incremental run can cost, as a share of the full run "
+            "(incremental target: <= 0.10)",
+        )
+        if floor_times:
+            rec.add(
+                f"e2e {label}: (DuckDB floor + Dagster floor) / DuckDB floor",
+                (fmed + ingest) / fmed,
+                "x",
+                command=cmd,
+                detail="the least finbi run / floor can be: the CSVs converted inside a run "
+                "of this graph (target for finbi run / floor: <= 3x)",
+            )
 
     if not args.no_incremental:
         inc_rows = max(args.rows // 100, 1000)
