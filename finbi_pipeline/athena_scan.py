@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import traverse_scope
 
+from finbi_pipeline.sql_templates import literal
 from finbi_pipeline.upload_counts import view_exists
 
 
@@ -91,8 +92,7 @@ def estimate_scan(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, list[s
         if columns:  # COUNT(*) alone: Athena answers from the footers (no column chunk)
             (bytes_,) = con.execute(
                 f"SELECT coalesce(sum(bytes), 0) FROM {view} WHERE column_name IN "
-                f"({', '.join('?' for _ in columns)})",
-                sorted(columns),
+                f"({', '.join(literal(column) for column in sorted(columns))})"
             ).fetchone()
             scanned += int(bytes_)
     return scanned, uncounted

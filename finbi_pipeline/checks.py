@@ -11,7 +11,7 @@ from finbi_pipeline.sql_templates import sql_file
 @dg.asset_check(asset="kpi_summary", blocking=True)
 def kpi_summary_consistent(engine: QueryEngine) -> dg.AssetCheckResult:
     """One row, some activity, and every derived KPI equal to its definition."""
-    problems = list(engine.fetch(sql_file("kpi_summary_consistency"))["problem"])
+    problems = engine.fetch(sql_file("kpi_summary_consistency")).column("problem")
     return dg.AssetCheckResult(
         passed=not problems, metadata={"problems": "; ".join(problems) or "none"}
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
-import pandas as pd
+from tabulate import tabulate
+
+from finbi_pipeline.resources.engine import QueryResult
 
 
 def column_schema(columns: dict[str, str]) -> dg.TableSchema:
@@ -12,15 +16,19 @@ def column_schema(columns: dict[str, str]) -> dg.TableSchema:
     )
 
 
-def markdown_preview(frame: pd.DataFrame) -> dg.MarkdownMetadataValue:
-    """A Markdown table of a small result (the UI's "first rows" view)."""
-    if frame.empty:
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence]) -> dg.MarkdownMetadataValue:
+    """A Markdown table of a few rows (the UI's "first rows" view)."""
+    if not rows:
         return dg.MetadataValue.md("_no rows_")
-    return dg.MetadataValue.md(frame.to_markdown(index=False))
+    return dg.MetadataValue.md(tabulate(rows, headers=list(columns), tablefmt="pipe"))
+
+
+def markdown_preview(result: QueryResult) -> dg.MarkdownMetadataValue:
+    return markdown_table(result.columns, result.rows)
 
 
 def table_metadata(
-    row_count: int, columns: dict[str, str], preview: pd.DataFrame, location: str
+    row_count: int, columns: dict[str, str], preview: QueryResult, location: str
 ) -> dict:
     return {
         "dagster/row_count": dg.MetadataValue.int(int(row_count)),

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 from finbi_pipeline.ingest import ingest_log_key
 from finbi_pipeline.resources import finbi_home, resolved_resources
@@ -107,9 +106,9 @@ def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
                 " ORDER BY ingested_at DESC) AS newest FROM ingest_log) AS log"
                 " WHERE newest = 1"
             )
-            frame = resources.engine.fetch("SELECT * FROM kpi_summary")
-        rows = {k: int(v) for k, v in log.iloc[0].items()}
-        kpis = frame.iloc[0].to_dict() if not frame.empty else {}
+            kpi_rows = resources.engine.fetch("SELECT * FROM kpi_summary").records()
+        rows = {k: int(v) for k, v in log.records()[0].items()}
+        kpis = kpi_rows[0] if kpi_rows else {}
     except Exception as exc:  # noqa: BLE001 - a summary must not hide the run's own failure
         failures.append(f"summary unavailable: {exc}")
     success = result.success and not failures
@@ -128,14 +127,14 @@ def format_summary(summary: RunSummary) -> str:
     k = summary.kpis
     if k:
         rate = k.get("conversion_rate")
-        rate_text = "n/a" if rate is None or pd.isna(rate) else f"{rate:.2%}"
+        rate_text = "n/a" if rate is None else f"{rate:.2%}"
         aov = k.get("average_order_value")
         lines += [
             f"views {k['total_views']:,} · add-to-carts {k['total_add_to_carts']:,} · "
             f"purchases {k['total_purchases']:,} · conversion {rate_text}",
             f"orders {k['orders']:,} · units {k['units']:,} · gross {k['gross_revenue']:,.2f} · "
             f"returns {k['returns_value']:,.2f} · net {k['net_revenue']:,.2f} · "
-            f"AOV {'n/a' if aov is None or pd.isna(aov) else f'{aov:,.2f}'}",
+            f"AOV {'n/a' if aov is None else f'{aov:,.2f}'}",
         ]
     lines += [f"FAILED: {f}" for f in summary.failures]
     lines.append("status: " + ("ok" if summary.success else "failed"))

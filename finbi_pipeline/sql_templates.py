@@ -73,8 +73,18 @@ def _trim_only_when_needed(node: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=needs_trim, true=node.copy())], default=value.copy())
 
 
-def literal(value: str | int | float) -> str:
-    """A SQL literal, quoted for the Athena dialect."""
+def literal(value: str | int | float | dt.datetime | None) -> str:
+    """A SQL literal, quoted for the Athena dialect (DuckDB reads it the same way); an
+    aware datetime becomes its UTC TIMESTAMP.
+
+    The local warehouse code writes values as literals instead of bound parameters: DuckDB
+    loads pandas to bind any parameter, 0.35 s and 80 MiB of every run process."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return f"TIMESTAMP {literal(value.isoformat(sep=' '))}"
     return exp.Literal.string(value).sql("athena") if isinstance(value, str) else str(value)
 
 

@@ -38,7 +38,7 @@ from finbi_pipeline.upload_counts import (
     rows_of_other_uploads,
     rows_of_uploads,
     upload_row_counts,
-    uploads_frame,
+    uploads_values,
 )
 
 FULL, INCREMENTAL, UNCHANGED = "full", "incremental", "unchanged"
@@ -146,11 +146,12 @@ def _plan(
     if update is None:
         return FULL, "rebuilt from every row on each refresh", new
     (exists,) = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'finbi' AND table_name = ?",
-        [table],
+        "SELECT count(*) FROM duckdb_tables() "
+        f"WHERE schema_name = 'finbi' AND table_name = {literal(table)}"
     ).fetchone()
     stored = con.execute(
-        "SELECT definition FROM finbi_state.analytics_definitions WHERE table_name = ?", [table]
+        "SELECT definition FROM finbi_state.analytics_definitions "
+        f"WHERE table_name = {literal(table)}"
     ).fetchone()
     if not exists or stored is None:
         return FULL, "no record of a previous build", new
@@ -159,8 +160,8 @@ def _plan(
     reflected = {
         (kind, upload_id): rows
         for kind, upload_id, rows in con.execute(
-            "SELECT kind, upload_id, rows FROM finbi_state.analytics_uploads WHERE table_name = ?",
-            [table],
+            "SELECT kind, upload_id, rows FROM finbi_state.analytics_uploads "
+            f"WHERE table_name = {literal(table)}"
         ).fetchall()
     }
     gone = [key for key, rows in reflected.items() if current.get(key) != rows]
@@ -230,14 +231,15 @@ def _record(
     uploads: dict[tuple[str, str], int] | None,
 ) -> None:
     """Remember which uploads `table` now reflects (forget it all when that is unknown)."""
-    con.execute("DELETE FROM finbi_state.analytics_uploads WHERE table_name = ?", [table])
-    con.execute("DELETE FROM finbi_state.analytics_definitions WHERE table_name = ?", [table])
+    name = literal(table)
+    con.execute(f"DELETE FROM finbi_state.analytics_uploads WHERE table_name = {name}")
+    con.execute(f"DELETE FROM finbi_state.analytics_definitions WHERE table_name = {name}")
     if uploads is None:
         return
-    con.execute("INSERT INTO finbi_state.analytics_definitions VALUES (?, ?)", [table, definition])
-    # One INSERT from a frame: executemany costs about 1 ms a row here.
-    con.register("recorded_uploads", uploads_frame(uploads))
     con.execute(
-        "INSERT INTO finbi_state.analytics_uploads SELECT ?, * FROM recorded_uploads", [table]
+        f"INSERT INTO finbi_state.analytics_definitions VALUES ({name}, {literal(definition)})"
     )
-    con.unregister("recorded_uploads")
+    con.execute(
+        f"INSERT INTO finbi_state.analytics_uploads SELECT {name}, * FROM "
+        f"({uploads_values(uploads)})"
+    )

@@ -1,5 +1,8 @@
 """The `finbi` command line, driven in-process with click's runner."""
 
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -57,6 +60,37 @@ def test_run_prints_the_summary_and_succeeds(cli):
     assert "quarantined 0" in result.output
     assert "conversion" in result.output and "AOV" in result.output
     assert "status: ok" in result.output
+
+
+# Two runs in a fresh interpreter: everything, then one more upload (the incremental paths).
+_TWO_RUNS = """
+import sys
+from pathlib import Path
+from finbi_pipeline.resources.lake import LocalLake
+from finbi_pipeline.runner import run_pipeline
+from finbi_pipeline.resources import finbi_home
+
+ok = [run_pipeline().success]
+LocalLake(home=finbi_home()).upload_file(Path(sys.argv[1]), "raw/interactions/more.csv")
+ok.append(run_pipeline().success)
+print(ok, sorted({"pandas", "pyarrow", "numpy"} & set(sys.modules)))
+"""
+
+
+def test_a_run_loads_neither_pandas_nor_pyarrow(land, tmp_path):
+    """Small results are rows, not frames, so a run of clean uploads never loads pandas,
+    pyarrow and numpy (0.3 s and 80 MiB of every run process), which DuckDB would load to
+    bind any query parameter."""
+    land("interactions", SAMPLE / "interactions.csv")
+    land("sales", SAMPLE / "sales.csv")
+    more = tmp_path / "more.csv"
+    more.write_text("user_id,item_id,event_type,timestamp\nUser_new,Item_1,VIEW,1744300000\n")
+
+    done = subprocess.run(
+        [sys.executable, "-c", _TWO_RUNS, str(more)], capture_output=True, text=True, check=True
+    )
+
+    assert done.stdout.strip().splitlines()[-1] == "[True, True] []", done.stdout + done.stderr
 
 
 def test_run_exits_non_zero_when_a_blocking_check_fails(finbi_home):

@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from finbi_pipeline.sources import load_sources
-from finbi_pipeline.sql_templates import to_duckdb, validation_sql
+from finbi_pipeline.sql_templates import literal, to_duckdb, validation_sql
 
 # What DuckDB's TRIM removes (spaces, and Unicode space separators such as U+00A0 and
 # U+3000) and what it keeps (tabs, newlines), at either end and inside.
@@ -61,3 +61,21 @@ def test_epoch_timestamps_become_utc_times_to_the_millisecond(timestamp_format, 
         dt.date(2023, 11, 14),
         None,
     )
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("it's", "it's"),
+        (None, None),
+        (42, 42),
+        (dt.datetime(2024, 1, 2, 3, 4, 5, 600), dt.datetime(2024, 1, 2, 3, 4, 5, 600)),
+        # An aware time is stored as its UTC wall time, as DuckDB's UTC session would.
+        (
+            dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            dt.datetime(2024, 1, 2, 1, 4, 5),
+        ),
+    ],
+)
+def test_literals_read_back_as_the_value(value, expected):
+    assert duckdb.sql(f"SELECT {literal(value)}").fetchone()[0] == expected

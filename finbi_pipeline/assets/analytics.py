@@ -71,7 +71,7 @@ def build_analytics_asset(table: str) -> dg.AssetsDefinition:
     def _analytics(engine: QueryEngine) -> dg.MaterializeResult:
         stats = engine.refresh_table(table, sql_file(table), ANALYTICS_UPDATES[table])
         preview = engine.fetch(f"SELECT * FROM {table} LIMIT 10")
-        schema = {c: str(t) for c, t in preview.dtypes.items()}
+        schema = dict(zip(preview.columns, preview.types, strict=True))
         metadata = table_metadata(stats.rows or 0, schema, preview, engine.location(table))
         if stats.bytes_scanned is not None:
             metadata["bytes_scanned"] = dg.MetadataValue.int(stats.bytes_scanned)

@@ -68,7 +68,7 @@ def contract_check(table: TableSpec, change: SchemaChange) -> dg.AssetCheckResul
 
 def _register(table: TableSpec, catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult:
     change = catalog.register_table(table)
-    rows = int(engine.fetch(f"SELECT COUNT(*) AS n FROM {table.name}")["n"].iloc[0])
+    rows = engine.fetch(f"SELECT COUNT(*) FROM {table.name}").scalar()
     preview = engine.fetch(f"SELECT * FROM {table.name} LIMIT 10")
     return dg.MaterializeResult(
         metadata={

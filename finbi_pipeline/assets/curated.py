@@ -9,14 +9,15 @@ quarantined); the blocking check stops the refresh otherwise.
 import datetime as dt
 
 import dagster as dg
-import pandas as pd
 
 from finbi_pipeline.ingest import CURATED_COLUMNS, DATE_COLUMN, UploadReport, merge_staged
-from finbi_pipeline.metadata import markdown_preview, table_metadata
+from finbi_pipeline.metadata import markdown_table, table_metadata
 from finbi_pipeline.resources.engine import QueryEngine
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.resources.sources_resource import SourcesResource
 from finbi_pipeline.uploads import Upload
+
+LOG_COLUMNS = ("object_key", "rows_read", "rows_accepted", "rows_duplicate", "rows_quarantined")
 
 
 def _curate(kind: str, context, lake: Lake, engine: QueryEngine, sources: SourcesResource):
@@ -28,7 +29,7 @@ def _curate(kind: str, context, lake: Lake, engine: QueryEngine, sources: Source
     columns = {**CURATED_COLUMNS[kind], DATE_COLUMN[kind]: "DATE"}
     with engine.session() as session:
         relation = session.parquet_relation([lake.uri(k) for k in keys], CURATED_COLUMNS[kind])
-        row_count = int(session.fetch(f"SELECT COUNT(*) AS n FROM {relation}")["n"].iloc[0])
+        row_count = session.fetch(f"SELECT COUNT(*) FROM {relation}").scalar()
         preview = session.fetch(f"SELECT * FROM {relation} LIMIT 10")
         new_rows = session.parquet_relation(
             [lake.uri(k) for k in keys if k[k.rfind("/") :] in merged_files],
@@ -38,7 +39,7 @@ def _curate(kind: str, context, lake: Lake, engine: QueryEngine, sources: Source
             f"SELECT upload_id, COUNT(*) AS n FROM {new_rows} GROUP BY upload_id"
         )
     # Reconcile against what the curated files hold, not just the merge's own arithmetic.
-    stored_rows = dict(zip(stored["upload_id"], stored["n"], strict=True))
+    stored_rows = dict(stored.rows)
     unreconciled = [
         r.upload_id
         for r in merged
@@ -58,7 +59,9 @@ def _curate(kind: str, context, lake: Lake, engine: QueryEngine, sources: Source
             "rows_accepted": sum(r.rows_accepted for r in merged),
             "rows_duplicate": sum(r.rows_duplicate for r in merged),
             "rows_quarantined": sum(r.rows_quarantined for r in merged),
-            "ingest_log": markdown_preview(_log_frame(merged)),
+            "ingest_log": markdown_table(
+                LOG_COLUMNS, [[getattr(r, c) for c in LOG_COLUMNS] for r in merged]
+            ),
         },
         check_results=[check],
     )
@@ -69,11 +72,6 @@ def _report_line(r: UploadReport) -> str:
         f"{r.object_key}: read {r.rows_read} = accepted {r.rows_accepted} + duplicate "
         f"{r.rows_duplicate} + quarantined {r.rows_quarantined} ({r.status})"
     )
-
-
-def _log_frame(reports: list[UploadReport]) -> pd.DataFrame:
-    columns = ["object_key", "rows_read", "rows_accepted", "rows_duplicate", "rows_quarantined"]
-    return pd.DataFrame([{c: getattr(r, c) for c in columns} for r in reports], columns=columns)
 
 
 def _curated_asset(name: str):

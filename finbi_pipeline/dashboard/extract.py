@@ -34,7 +34,8 @@ from pathlib import Path
 import duckdb
 
 from finbi_pipeline.aggregate_merge import merge_aggregates
-from finbi_pipeline.upload_counts import KINDS, rows_of_uploads, upload_row_counts, uploads_frame
+from finbi_pipeline.sql_templates import literal
+from finbi_pipeline.upload_counts import KINDS, rows_of_uploads, upload_row_counts, uploads_values
 
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
@@ -328,10 +329,10 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         """
         SELECT
             {version} AS extract_version,
-            $refreshed_at::TIMESTAMP AS refreshed_at,
-            $build_mode::VARCHAR AS build_mode,
-            $full_build_at::TIMESTAMP AS full_build_at,
-            $rows_since_full_build::BIGINT AS rows_since_full_build,
+            {refreshed_at}::TIMESTAMP AS refreshed_at,
+            {build_mode}::VARCHAR AS build_mode,
+            {full_build_at}::TIMESTAMP AS full_build_at,
+            {rows_since_full_build}::BIGINT AS rows_since_full_build,
             (SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads
              WHERE kind = 'interactions')::BIGINT AS events,
             (SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads
@@ -401,27 +402,25 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
         # Rows per upload: an upload's rows never change once merged (a new version of a
         # key is a new upload_id), so comparing them with `extract_uploads` tells what is new.
         current = upload_row_counts(warehouse, KINDS)
-        uploads = uploads_frame(current)
-        warehouse.register("finbi_current_uploads", uploads)
         warehouse.execute(
-            f"CREATE TABLE {_SCRATCH_ALIAS}.current_uploads AS SELECT * FROM finbi_current_uploads"
+            f"CREATE TABLE {_SCRATCH_ALIAS}.current_uploads AS {uploads_values(current)}"
         )
-        warehouse.unregister("finbi_current_uploads")
         plan = _start_build(warehouse, target, temporary)
         if plan.mode == "full":
             plan.full_build_at = refreshed_at
         else:
             _find_affected_keys(warehouse, plan)
-        params = {
-            "refreshed_at": refreshed_at,
-            "build_mode": plan.mode,
-            "full_build_at": plan.full_build_at,
-            "rows_since_full_build": plan.rows_since_full_build,
+        # Literals, not bound parameters (`literal` says why).
+        facts = {
+            "refreshed_at": literal(refreshed_at),
+            "build_mode": literal(plan.mode),
+            "full_build_at": literal(plan.full_build_at),
+            "rows_since_full_build": literal(plan.rows_since_full_build),
         }
         row_counts = {}
         for table in SERVING_TABLES:
             if plan.mode == "full" or table.update == REBUILD:
-                _build(warehouse, table, params)
+                _build(warehouse, table, facts)
             else:
                 _update(warehouse, table, plan)
             row_counts[table.name] = warehouse.execute(
@@ -569,18 +568,17 @@ def _find_affected_keys(warehouse: duckdb.DuckDBPyConnection, plan: _Plan) -> No
     )
 
 
-def _build(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, params: dict) -> None:
-    """(Re)create `table` in the extract from every row of the warehouse."""
+def _build(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, facts: dict) -> None:
+    """(Re)create `table` in the extract from every row of the warehouse; `facts` are SQL
+    literals for the query's other placeholders (the build's time and mode)."""
     relations = {
         "interactions": "finbi.interactions",
         "sales": "finbi.sales",
         "sales_orders": f"{_BUILD_ALIAS}.sales_orders",
     }
-    sql = _render(warehouse, table.query, relations, table.staging)
+    sql = _render(warehouse, table.query, relations, table.staging, facts)
     warehouse.execute(f"DROP TABLE IF EXISTS {_BUILD_ALIAS}.{table.name}")
-    warehouse.execute(
-        f"CREATE TABLE {_BUILD_ALIAS}.{table.name} AS {sql}", params if "$" in sql else None
-    )
+    warehouse.execute(f"CREATE TABLE {_BUILD_ALIAS}.{table.name} AS {sql}")
     _drop_staging(warehouse, table)
 
 
@@ -628,6 +626,7 @@ def _render(
     query: str,
     relations: dict[str, str],
     staging: tuple[tuple[str, str], ...] = (),
+    facts: dict[str, str] | None = None,
 ) -> str:
     """A build query with its placeholders filled in; its staging tables built first."""
     for name, staging_query in staging:
@@ -648,6 +647,7 @@ def _render(
         user_bucket=USER_BUCKET.format("user_id"),
         **relations,
         **enums,
+        **(facts or {}),
     )
 
 
@@ -681,7 +681,7 @@ def _enum_of(warehouse: duckdb.DuckDBPyConnection, table: str, column: str) -> s
 
 def _detach_quietly(warehouse: duckdb.DuckDBPyConnection, alias: str) -> None:
     attached = warehouse.execute(
-        "SELECT count(*) FROM duckdb_databases() WHERE database_name = ?", [alias]
+        f"SELECT count(*) FROM duckdb_databases() WHERE database_name = {literal(alias)}"
     ).fetchone()[0]
     if attached:
         warehouse.execute(f"DETACH {alias}")

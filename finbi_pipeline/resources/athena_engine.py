@@ -49,8 +49,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlglot
@@ -61,6 +61,7 @@ from finbi_pipeline.resources.engine import (
     EngineSession,
     ParserReject,
     QueryEngine,
+    QueryResult,
     QueryStats,
     empty_relation,
 )
@@ -87,7 +88,7 @@ class AthenaQueryError(RuntimeError):
 
 
 @dataclass
-class QueryResult:
+class QueryExecution:
     stats: QueryStats
     state: str
     statement_type: str
@@ -129,7 +130,7 @@ class AthenaEngine(QueryEngine):
 
     # --- running statements ----------------------------------------------------------------
 
-    def run(self, sql: str, reuse: bool = False) -> QueryResult:
+    def run(self, sql: str, reuse: bool = False) -> QueryExecution:
         """Run one statement and wait for it; raise AthenaQueryError unless it succeeds."""
         request = {
             "QueryString": sql,
@@ -181,7 +182,7 @@ class AthenaEngine(QueryEngine):
                 ),
             },
         )
-        return QueryResult(stats, state, execution.get("StatementType", "DML"))
+        return QueryExecution(stats, state, execution.get("StatementType", "DML"))
 
     def run_write(self, sql: str) -> QueryStats:
         """Run a CTAS; its stats carry the rows written (Athena's UpdateCount)."""
@@ -192,7 +193,7 @@ class AthenaEngine(QueryEngine):
         result.stats.rows = int(response.get("UpdateCount", 0))
         return result.stats
 
-    def fetch_with_stats(self, sql: str, reuse: bool = False) -> tuple[pd.DataFrame, QueryStats]:
+    def fetch_with_stats(self, sql: str, reuse: bool = False) -> tuple[QueryResult, QueryStats]:
         result = self.run(sql, reuse=reuse)
         query_id = result.stats.query_id
         columns, types, rows = [], [], []
@@ -208,12 +209,11 @@ class AthenaEngine(QueryEngine):
             if page_no == 0 and page_rows and page_rows[0] == columns:
                 page_rows = page_rows[1:]
             rows.extend(page_rows)
-        converted = [[_convert(v, t) for v, t in zip(row, types, strict=True)] for row in rows]
-        frame = pd.DataFrame(converted, columns=columns)
-        result.stats.rows = len(frame)
-        return frame, result.stats
+        converted = [tuple(_convert(v, t) for v, t in zip(row, types, strict=True)) for row in rows]
+        result.stats.rows = len(converted)
+        return QueryResult(tuple(columns), tuple(types), converted), result.stats
 
-    def fetch(self, sql: str) -> pd.DataFrame:
+    def fetch(self, sql: str) -> QueryResult:
         # Reuse (when configured) only here: ingestion's reads see files that change
         # under the same SQL text, which Athena's result reuse cannot notice.
         return self.fetch_with_stats(sql, reuse=True)[0]
@@ -372,10 +372,10 @@ class AthenaSession(EngineSession):
             return self._write_partitioned(sql, columns, uri, partition_by)
         return self._write_file(sql, columns, uri)
 
-    def fetch(self, sql: str) -> pd.DataFrame:
-        frame, stats = self.engine.fetch_with_stats(self.resolve(sql), reuse=False)
+    def fetch(self, sql: str) -> QueryResult:
+        result, stats = self.engine.fetch_with_stats(self.resolve(sql), reuse=False)
         self.stats.append(stats)
-        return frame
+        return result
 
     # --- SQL rewriting ---------------------------------------------------------------------
 
@@ -457,7 +457,7 @@ class AthenaSession(EngineSession):
             f'SELECT DISTINCT CAST("{partition_by}" AS VARCHAR) AS v FROM ({sql})'
         )
         self.stats.append(stats)
-        values = sorted(str(v) for v in values["v"] if v is not None)
+        values = sorted(str(v) for v in values.column("v") if v is not None)
         total = QueryStats(rows=0, bytes_scanned=0, engine_ms=0.0)
         for start in range(0, len(values), MAX_PARTITIONS_PER_WRITE):
             chunk = values[start : start + MAX_PARTITIONS_PER_WRITE]
@@ -600,5 +600,15 @@ def _convert(value: str | None, athena_type: str):
     if athena_type == "date":
         return dt.date.fromisoformat(value)
     if athena_type.startswith("timestamp"):
-        return pd.Timestamp(value)
+        return _timestamp(value)
     return value
+
+
+def _timestamp(value: str) -> dt.datetime:
+    """Athena's text of a timestamp: `2024-01-01 10:00:00.000`, followed by its zone (a name
+    such as `UTC`, or an offset) when it has one."""
+    day, clock, *zone = value.split(" ")
+    if zone and zone[0].startswith(("+", "-")):
+        return dt.datetime.fromisoformat(f"{day} {clock}{zone[0]}")
+    moment = dt.datetime.fromisoformat(f"{day} {clock}")
+    return moment.replace(tzinfo=ZoneInfo(zone[0])) if zone else moment

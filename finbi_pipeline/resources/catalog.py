@@ -16,6 +16,7 @@ import dagster as dg
 from finbi_pipeline.athena_scan import column_bytes_sql, column_bytes_view
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
+from finbi_pipeline.sql_templates import literal
 from finbi_pipeline.upload_counts import rows_by_file_view, upload_files_sql, upload_files_view
 
 
@@ -110,15 +111,15 @@ class DuckDBCatalog(Catalog):
                 "(table_name VARCHAR, columns JSON, detected_at TIMESTAMP)"
             )
             row = con.execute(
-                "SELECT columns FROM finbi.schema_history WHERE table_name = ? "
-                "ORDER BY detected_at DESC LIMIT 1",
-                [table.name],
+                "SELECT columns FROM finbi.schema_history "
+                f"WHERE table_name = {literal(table.name)} ORDER BY detected_at DESC LIMIT 1"
             ).fetchone()
             change = diff_schemas(json.loads(row[0]) if row else None, current)
             if change.previous is None or change.changed:
+                values = (table.name, json.dumps(current), dt.datetime.now(dt.UTC))
                 con.execute(
-                    "INSERT INTO finbi.schema_history VALUES (?, ?, ?)",
-                    [table.name, json.dumps(current), dt.datetime.now(dt.UTC)],
+                    "INSERT INTO finbi.schema_history VALUES "
+                    f"({', '.join(literal(value) for value in values)})"
                 )
         return change
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import pandas as pd
 
 from finbi_pipeline.athena_scan import estimate_scan
 from finbi_pipeline.sources import SourceSpec
@@ -47,6 +46,41 @@ class QueryStats:
         if self.bytes_scanned is None:
             return None
         return max(self.bytes_scanned, 10 * 1024**2) / 1024**4 * 5.0
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """A small query result: column names, their SQL types (as the engine names them) and
+    the rows as Python values (Decimal for decimals, datetime, date, None for NULL)."""
+
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    rows: list[tuple]
+
+    @classmethod
+    def of(cls, cursor: duckdb.DuckDBPyConnection) -> QueryResult:
+        """The result of the statement `cursor` has just run."""
+        rows = cursor.fetchall()
+        description = cursor.description or []
+        return cls(
+            tuple(column[0] for column in description),
+            tuple(str(column[1]) for column in description),
+            rows,
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def records(self) -> list[dict]:
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+    def column(self, name: str) -> list:
+        index = self.columns.index(name)
+        return [row[index] for row in self.rows]
+
+    def scalar(self):
+        """The first column of the first row (a COUNT, say)."""
+        return self.rows[0][0]
 
 
 @dataclass(frozen=True)
@@ -123,7 +157,7 @@ class EngineSession(ABC):
         """
 
     @abstractmethod
-    def fetch(self, sql: str) -> pd.DataFrame:
+    def fetch(self, sql: str) -> QueryResult:
         """Run `sql` and return its (small) result."""
 
 
@@ -148,7 +182,7 @@ class QueryEngine(dg.ConfigurableResource, ABC):
         return stats
 
     @abstractmethod
-    def fetch(self, sql: str) -> pd.DataFrame:
+    def fetch(self, sql: str) -> QueryResult:
         """Run a query against the catalog's tables and return its (small) result."""
 
     @abstractmethod
@@ -224,9 +258,9 @@ class DuckDBEngine(QueryEngine):
             },
         )
 
-    def fetch(self, sql: str) -> pd.DataFrame:
+    def fetch(self, sql: str) -> QueryResult:
         with self.connect() as con:
-            return con.execute(to_duckdb(sql)).df()
+            return QueryResult.of(con.execute(to_duckdb(sql)))
 
     def location(self, table: str) -> str:
         return f"{self.warehouse_path}#finbi.{table}"
@@ -366,8 +400,8 @@ class DuckDBSession(EngineSession):
                 os.rmdir(uri)
         return QueryStats(rows=count, engine_ms=(time.perf_counter() - started) * 1000)
 
-    def fetch(self, sql: str) -> pd.DataFrame:
-        return self.con.execute(to_duckdb(sql)).df()
+    def fetch(self, sql: str) -> QueryResult:
+        return QueryResult.of(self.con.execute(to_duckdb(sql)))
 
 
 def _first_line(exc: Exception) -> str:

@@ -8,6 +8,7 @@ import datetime as dt
 import functools
 import io
 import json
+from decimal import Decimal
 
 import boto3
 import pandas as pd
@@ -165,6 +166,8 @@ def test_fetch_pages_results_and_types_values(engine, stub):
         {"Name": "day", "Type": "date"},
         {"Name": "n", "Type": "bigint"},
         {"Name": "amount", "Type": "decimal"},
+        {"Name": "at", "Type": "timestamp"},
+        {"Name": "at_utc", "Type": "timestamp with time zone"},
     ]
 
     def page(rows, token=None):
@@ -178,25 +181,37 @@ def test_fetch_pages_results_and_types_values(engine, stub):
             response["NextToken"] = token
         return response
 
+    header = ["day", "n", "amount", "at", "at_utc"]
+    first = ["2024-01-01", "3", "1.50", "2024-01-01 10:00:00.000", "2024-01-01 10:00:00.000 UTC"]
+    second = ["2024-01-02", "4", None, "2024-01-02 00:00:00.250", "2024-01-02 00:00:00.250 UTC"]
     stub.add_response(
-        "get_query_results",
-        page([["day", "n", "amount"], ["2024-01-01", "3", "1.50"]], token="t"),
-        {"QueryExecutionId": "q2"},
+        "get_query_results", page([header, first], token="t"), {"QueryExecutionId": "q2"}
     )
     stub.add_response(
-        "get_query_results",
-        page([["2024-01-02", "4", None]]),
-        {"QueryExecutionId": "q2", "NextToken": "t"},
+        "get_query_results", page([second]), {"QueryExecutionId": "q2", "NextToken": "t"}
     )
 
-    frame = engine.fetch("SELECT day, n, amount FROM t")
+    result = engine.fetch("SELECT day, n, amount, at, at_utc FROM t")
 
-    assert frame["day"].tolist() == [
-        pd.Timestamp("2024-01-01").date(),
-        pd.Timestamp("2024-01-02").date(),
+    assert result.columns == tuple(header)
+    assert result.types == ("date", "bigint", "decimal", "timestamp", "timestamp with time zone")
+    utc = dt.UTC
+    assert result.rows == [
+        (
+            dt.date(2024, 1, 1),
+            3,
+            Decimal("1.50"),
+            dt.datetime(2024, 1, 1, 10),
+            dt.datetime(2024, 1, 1, 10, tzinfo=utc),
+        ),
+        (
+            dt.date(2024, 1, 2),
+            4,
+            None,
+            dt.datetime(2024, 1, 2, 0, 0, 0, 250000),
+            dt.datetime(2024, 1, 2, 0, 0, 0, 250000, tzinfo=utc),
+        ),
     ]
-    assert frame["n"].tolist() == [3, 4]
-    assert str(frame["amount"][0]) == "1.50" and frame["amount"][1] is None
 
 
 class _Raw:
