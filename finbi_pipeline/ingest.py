@@ -520,7 +520,8 @@ def _write_quarantine(
     if rows:
         import pyarrow.parquet as pq  # here: only files with rejected records need pyarrow
 
-        existing = pq.read_table(lake.uri(quarantine_key(upload))).to_pylist()
+        # Through the lake, not a URI: on S3 that is the project's client and retries.
+        existing = pq.read_table(io.BytesIO(lake.read_bytes(quarantine_key(upload)))).to_pylist()
         _write_small_parquet(lake, quarantine_key(upload), existing + rows)
     return stats.rows
 
