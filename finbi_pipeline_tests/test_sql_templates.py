@@ -5,6 +5,7 @@ import datetime as dt
 
 import duckdb
 import pytest
+import sqlglot
 
 from finbi_pipeline.sources import load_sources
 from finbi_pipeline.sql_templates import literal, to_duckdb, validation_sql
@@ -79,3 +80,9 @@ def test_epoch_timestamps_become_utc_times_to_the_millisecond(timestamp_format, 
 )
 def test_literals_read_back_as_the_value(value, expected):
     assert duckdb.sql(f"SELECT {literal(value)}").fetchone()[0] == expected
+
+
+@pytest.mark.parametrize("text", ["o'k", "a\\b", "line\nbreak", "ü€", "''", "$1 {x}"])
+def test_string_literals_are_what_sqlglot_writes_for_athena(text):
+    assert literal(text) == sqlglot.exp.Literal.string(text).sql("athena")
+    assert duckdb.sql(f"SELECT {literal(text)}").fetchone()[0] == text
