@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from finbi_pipeline.ingest import ingest_log_key
+from finbi_pipeline.money import format_money
 from finbi_pipeline.resources import finbi_home, resolved_resources
 from finbi_pipeline.sensors import RANGE_END_TAG, RANGE_START_TAG
 from finbi_pipeline.uploads import list_uploads, uploads_partitions
@@ -132,9 +133,10 @@ def format_summary(summary: RunSummary) -> str:
         lines += [
             f"views {k['total_views']:,} · add-to-carts {k['total_add_to_carts']:,} · "
             f"purchases {k['total_purchases']:,} · conversion {rate_text}",
-            f"orders {k['orders']:,} · units {k['units']:,} · gross {k['gross_revenue']:,.2f} · "
-            f"returns {k['returns_value']:,.2f} · net {k['net_revenue']:,.2f} · "
-            f"AOV {'n/a' if aov is None else f'{aov:,.2f}'}",
+            f"orders {k['orders']:,} · units {k['units']:,} · "
+            f"gross {format_money(k['gross_revenue'])} · "
+            f"returns {format_money(k['returns_value'])} · net {format_money(k['net_revenue'])} · "
+            f"AOV {'n/a' if aov is None else format_money(aov)}",
         ]
     lines += [f"FAILED: {f}" for f in summary.failures]
     lines.append("status: " + ("ok" if summary.success else "failed"))

@@ -8,7 +8,7 @@ notices a newly swapped-in extract within `REFRESH_SECONDS` without a restart.
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -19,6 +19,7 @@ import streamlit as st
 from finbi_pipeline.dashboard import queries
 from finbi_pipeline.dashboard.extract import EXTRACT_VERSION, serving_path
 from finbi_pipeline.dashboard.queries import GRAINS, Dimensions, Filters, Kpis
+from finbi_pipeline.money import format_money
 
 TITLE = "FinBI — retail finance dashboard"
 REFRESH_SECONDS = 2
@@ -49,13 +50,6 @@ KPI_CARDS = (
 
 def format_count(value: int) -> str:
     return f"{value:,}"
-
-
-def format_money(value: Decimal | None) -> str:
-    """Two decimals, half up: money is exact until here."""
-    if value is None:
-        return "—"
-    return f"{Decimal(value).quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
 
 
 def format_rate(value: float | None) -> str:
