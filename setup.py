@@ -24,7 +24,7 @@ setup(
         "pyarrow==26.0.1",
         "numpy==2.4.6",
         "PyYAML==6.0.4",
-        "tabulate==0.10.0",  # pandas.DataFrame.to_markdown, for asset previews
+        "tabulate==0.10.0",  # Markdown previews in asset metadata
         "click==8.5.1",
         "streamlit==1.67.0",
         "plotly==7.1.0",

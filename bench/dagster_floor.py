@@ -1,7 +1,7 @@
 """The Dagster floor: FinBI's asset graph with every step doing nothing, run the way
 `finbi run` runs it (a fresh process, `execute_in_process` on a persistent SQLite instance).
 
-What a `finbi run` costs beyond this is FinBI's: its imports (DuckDB, sqlglot, pandas), its
+What a `finbi run` costs beyond this is FinBI's: its imports (DuckDB, sqlglot), its
 SQL, its metadata. `bench_e2e.py` times it beside the DuckDB floor.
 
     python bench/dagster_floor.py describe > graph.json   # imports FinBI: the graph's shape

@@ -76,6 +76,7 @@ def test_epoch_timestamps_become_utc_times_to_the_millisecond(timestamp_format, 
             dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone(dt.timedelta(hours=2))),
             dt.datetime(2024, 1, 2, 1, 4, 5),
         ),
+        (dt.date(2024, 1, 2), dt.date(2024, 1, 2)),
     ],
 )
 def test_literals_read_back_as_the_value(value, expected):
@@ -86,3 +87,9 @@ def test_literals_read_back_as_the_value(value, expected):
 def test_string_literals_are_what_sqlglot_writes_for_athena(text):
     assert literal(text) == sqlglot.exp.Literal.string(text).sql("athena")
     assert duckdb.sql(f"SELECT {literal(text)}").fetchone()[0] == text
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), True, [1], b"x"])
+def test_values_without_a_literal_are_refused(value):
+    with pytest.raises(TypeError, match="no SQL literal"):
+        literal(value)

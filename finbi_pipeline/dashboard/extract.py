@@ -657,8 +657,7 @@ def _drop_staging(warehouse: duckdb.DuckDBPyConnection, table: ServingTable) -> 
 
 
 def _attach(warehouse: duckdb.DuckDBPyConnection, path: Path, alias: str) -> None:
-    quoted_path = str(path).replace("'", "''")  # ATTACH takes no bound parameter
-    warehouse.execute(f"ATTACH '{quoted_path}' AS {alias}")
+    warehouse.execute(f"ATTACH {literal(str(path))} AS {alias}")  # ATTACH binds no parameter
 
 
 def _enum_of(warehouse: duckdb.DuckDBPyConnection, table: str, column: str) -> str:

@@ -20,7 +20,7 @@ import duckdb
 
 from finbi_pipeline.athena_scan import estimate_scan
 from finbi_pipeline.sources import SourceSpec
-from finbi_pipeline.sql_templates import to_duckdb
+from finbi_pipeline.sql_templates import literal, to_duckdb
 from finbi_pipeline.table_refresh import FULL, Update, refresh_table
 
 # Trino functions sqlglot passes through unchanged; DuckDB gets them as macros (ICU).
@@ -373,7 +373,7 @@ class DuckDBSession(EngineSession):
     ) -> str:
         if not uris:
             return empty_relation(empty_schema, with_file_uri)
-        files = f"[{', '.join(_sql_string(uri) for uri in uris)}]"
+        files = f"[{', '.join(literal(uri) for uri in uris)}]"
         if with_file_uri:
             return (
                 "(SELECT * EXCLUDE (filename), filename AS file_uri "
@@ -388,7 +388,7 @@ class DuckDBSession(EngineSession):
             options += f", PARTITION_BY ({partition_by}), OVERWRITE_OR_IGNORE true"
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
         try:
-            rows = self.con.execute(f"COPY ({to_duckdb(sql)}) TO {_sql_string(uri)} ({options})")
+            rows = self.con.execute(f"COPY ({to_duckdb(sql)}) TO {literal(uri)} ({options})")
         except duckdb.InvalidInputException as exc:
             # What DuckDB raises when its CSV reader gives up on a whole file (dialect
             # detection, mixed line endings); single bad records go to reject_errors.
@@ -475,12 +475,8 @@ def empty_relation(schema: dict[str, str], with_file_uri: bool) -> str:
 
 def _read_csv(uri: str | list[str], options: dict) -> str:
     rendered = ", ".join(f"{k} = {_duck_literal(v)}" for k, v in options.items())
-    files = _duck_literal(uri) if isinstance(uri, list) else _sql_string(uri)
+    files = _duck_literal(uri) if isinstance(uri, list) else literal(uri)
     return f"read_csv({files}, {rendered})"
-
-
-def _sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _identifier(name: str) -> str:
@@ -491,9 +487,7 @@ def _duck_literal(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return "[" + ", ".join(_sql_string(str(v)) for v in value) + "]"
+        return "[" + ", ".join(literal(str(v)) for v in value) + "]"
     if isinstance(value, dict):
-        return (
-            "{" + ", ".join(f"{_sql_string(k)}: {_sql_string(v)}" for k, v in value.items()) + "}"
-        )
-    return _sql_string(str(value))
+        return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
+    return literal(str(value))
