@@ -196,7 +196,7 @@ class AthenaEngine(QueryEngine):
     def fetch_with_stats(self, sql: str, reuse: bool = False) -> tuple[QueryResult, QueryStats]:
         result = self.run(sql, reuse=reuse)
         query_id = result.stats.query_id
-        columns, types, rows = [], [], []
+        columns, types, sql_types, rows = [], [], [], []
         paginator = self.athena.get_paginator("get_query_results")
         for page_no, page in enumerate(paginator.paginate(QueryExecutionId=query_id)):
             result_set = page["ResultSet"]
@@ -204,6 +204,7 @@ class AthenaEngine(QueryEngine):
                 info = result_set.get("ResultSetMetadata", {}).get("ColumnInfo", [])
                 columns = [c["Name"] for c in info]
                 types = [c["Type"].lower() for c in info]
+                sql_types = [_sql_type(c) for c in info]
             page_rows = [[d.get("VarCharValue") for d in r["Data"]] for r in result_set["Rows"]]
             # A SELECT's first row is its header.
             if page_no == 0 and page_rows and page_rows[0] == columns:
@@ -211,7 +212,7 @@ class AthenaEngine(QueryEngine):
             rows.extend(page_rows)
         converted = [tuple(_convert(v, t) for v, t in zip(row, types, strict=True)) for row in rows]
         result.stats.rows = len(converted)
-        return QueryResult(tuple(columns), tuple(types), converted), result.stats
+        return QueryResult(tuple(columns), tuple(sql_types), converted), result.stats
 
     def fetch(self, sql: str) -> QueryResult:
         # Reuse (when configured) only here: ingestion's reads see files that change
@@ -583,6 +584,15 @@ def _arrow_type(glue_type: str) -> pa.DataType:
 def _float_or_none(value) -> float | None:
     # Athena reports integers; metadata (and QueryStats) want float milliseconds.
     return None if value is None else float(value)
+
+
+def _sql_type(column_info: dict) -> str:
+    """A result column's type as the local engine names it (`DECIMAL(18,4)`, `BIGINT`), so
+    that metadata reads the same on both targets."""
+    name = column_info["Type"].upper()
+    if name == "DECIMAL" and "Precision" in column_info:
+        return f"DECIMAL({column_info['Precision']},{column_info.get('Scale', 0)})"
+    return name
 
 
 def _convert(value: str | None, athena_type: str):

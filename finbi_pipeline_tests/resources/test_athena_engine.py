@@ -165,7 +165,7 @@ def test_fetch_pages_results_and_types_values(engine, stub):
     info = [
         {"Name": "day", "Type": "date"},
         {"Name": "n", "Type": "bigint"},
-        {"Name": "amount", "Type": "decimal"},
+        {"Name": "amount", "Type": "decimal", "Precision": 18, "Scale": 4},
         {"Name": "at", "Type": "timestamp"},
         {"Name": "at_utc", "Type": "timestamp with time zone"},
     ]
@@ -194,7 +194,14 @@ def test_fetch_pages_results_and_types_values(engine, stub):
     result = engine.fetch("SELECT day, n, amount, at, at_utc FROM t")
 
     assert result.columns == tuple(header)
-    assert result.types == ("date", "bigint", "decimal", "timestamp", "timestamp with time zone")
+    # Named as DuckDB names them, so that metadata reads the same on both targets.
+    assert result.types == (
+        "DATE",
+        "BIGINT",
+        "DECIMAL(18,4)",
+        "TIMESTAMP",
+        "TIMESTAMP WITH TIME ZONE",
+    )
     utc = dt.UTC
     assert result.rows == [
         (
