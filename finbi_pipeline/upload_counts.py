@@ -9,6 +9,8 @@ counts, and the new (or the other) uploads' rows, without testing every stored r
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import duckdb
 
 from finbi_pipeline.sql_templates import literal
@@ -86,9 +88,9 @@ def _single_upload_footers(
     return [(name, upload_id, int(rows)) for name, upload_id, _, rows in footers]
 
 
-def quoted(values: list[str]) -> str:
+def quoted(values: Iterable[str]) -> str:
     """String literals, comma-separated."""
-    return ", ".join("'" + value.replace("'", "''") + "'" for value in values)
+    return ", ".join(literal(value) for value in values)
 
 
 def upload_files_view(kind: str) -> str:
@@ -148,11 +150,9 @@ def uploads_values(uploads: dict[tuple[str, str], int]) -> str:
     """`upload_row_counts` as a query of (kind, upload_id, rows): one statement however many
     uploads (`executemany` costs about 1 ms a row)."""
 
-    def column(values, sql_type: str) -> str:
-        return f"unnest([{', '.join(literal(v) for v in values)}]::{sql_type}[])"
-
     kinds, upload_ids = zip(*uploads, strict=True) if uploads else ((), ())
     return (
-        f"SELECT {column(kinds, 'VARCHAR')} AS kind, {column(upload_ids, 'VARCHAR')} AS "
-        f"upload_id, {column(uploads.values(), 'BIGINT')} AS rows"
+        f"SELECT unnest([{quoted(kinds)}]::VARCHAR[]) AS kind, "
+        f"unnest([{quoted(upload_ids)}]::VARCHAR[]) AS upload_id, "
+        f"unnest([{', '.join(map(str, uploads.values()))}]::BIGINT[]) AS rows"
     )

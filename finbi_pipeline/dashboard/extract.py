@@ -35,7 +35,13 @@ import duckdb
 
 from finbi_pipeline.aggregate_merge import merge_aggregates
 from finbi_pipeline.sql_templates import literal
-from finbi_pipeline.upload_counts import KINDS, rows_of_uploads, upload_row_counts, uploads_values
+from finbi_pipeline.upload_counts import (
+    KINDS,
+    quoted,
+    rows_of_uploads,
+    upload_row_counts,
+    uploads_values,
+)
 
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
@@ -674,8 +680,7 @@ def _enum_of(warehouse: duckdb.DuckDBPyConnection, table: str, column: str) -> s
     ]
     if not values or len(values) > _MAX_ENUM_VALUES:
         return "VARCHAR"
-    literals = ", ".join("'" + value.replace("'", "''") + "'" for value in values)
-    return f"ENUM({literals})"
+    return f"ENUM({quoted(values)})"
 
 
 def _detach_quietly(warehouse: duckdb.DuckDBPyConnection, alias: str) -> None:
