@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 
 import dagster as dg
 from tabulate import tabulate
@@ -17,10 +18,28 @@ def column_schema(columns: dict[str, str]) -> dg.TableSchema:
 
 
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence]) -> dg.MarkdownMetadataValue:
-    """A Markdown table of a few rows (the UI's "first rows" view)."""
+    """A Markdown table of a few rows (the UI's "first rows" view).
+
+    Values are written as stored: a DECIMAL(18,4) revenue reads 12441865.8100, not
+    tabulate's 1.24419e+07 (money is exact until it is displayed as money). Numeric columns
+    are right-aligned.
+    """
     if not rows:
         return dg.MetadataValue.md("_no rows_")
-    return dg.MetadataValue.md(tabulate(rows, headers=list(columns), tablefmt="pipe"))
+    cells = [["" if value is None else str(value) for value in row] for row in rows]
+    align = [
+        "right" if all(_is_number(row[i]) for row in rows if row[i] is not None) else "left"
+        for i in range(len(columns))
+    ]
+    return dg.MetadataValue.md(
+        tabulate(
+            cells, headers=list(columns), tablefmt="pipe", disable_numparse=True, colalign=align
+        )
+    )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
 def markdown_preview(result: QueryResult) -> dg.MarkdownMetadataValue:
