@@ -139,7 +139,7 @@ def stage_upload(
     report = _new_report(upload, source, now)
     head, compression = _read_head(lake, upload)
     try:
-        header = _check_readable(upload, source, head, compression)
+        header = _check_readable(upload, source, head, compression, lake)
     except UnreadableFile as exc:
         return _reject_whole_file(upload, source, lake, report, str(exc), compression)
 
@@ -152,6 +152,11 @@ def stage_upload(
         stats = session.write_parquet(staged_records_sql(source, "raw_records", now), staged)
     except UnreadableInput as exc:
         message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
+        if "invalid state" in str(exc):
+            message += (
+                " (the usual causes: mixed LF and CRLF line endings, or a carriage return"
+                " (CR) outside quotes; save the file with one kind of line ending)"
+            )
         return _reject_whole_file(upload, source, lake, report, message, compression)
     parser_rejects = session.parser_rejects()
     reasons = session.fetch(
@@ -264,7 +269,7 @@ def _stage_in_batches(
         source = sources[upload.source]
         head, compression = _read_head(lake, upload)
         try:
-            header = _check_readable(upload, source, head, compression)
+            header = _check_readable(upload, source, head, compression, lake)
         except UnreadableFile:
             alone.append(upload)
             continue
@@ -356,19 +361,28 @@ def _stage_batch(
 
 
 def _check_readable(
-    upload: Upload, source: SourceSpec, head: bytes, compression
+    upload: Upload, source: SourceSpec, head: bytes, compression, lake: Lake
 ) -> list[str] | None:
-    """The file's header (None without one); UnreadableFile for an empty file, an
-    undecodable header or missing columns."""
+    """The file's header (None without one); UnreadableFile for an empty file, corrupt or
+    truncated gzip data, an undecodable header or missing columns."""
     where = f"{upload.key}"
     if compression == "gzip":
-        head = zlib.decompressobj(wbits=31).decompress(head)
-    if not head.strip():
+        try:
+            head = _Gunzip().feed(head)
+        except zlib.error as exc:
+            raise UnreadableFile(f"{where}: not a readable gzip file ({exc})") from exc
+        _check_gzip_complete(lake, upload)
+    if not head.removeprefix(codecs.BOM_UTF8).strip():
         raise UnreadableFile(f"{where}: empty file (no header and no rows)")
     _check_line_endings(where, head, source.csv.quote)
     if not source.csv.header:
         return None
     first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    if b"\r" in first_line:
+        raise UnreadableFile(
+            f"{where}: line 1 holds a carriage return (CR) that ends no CRLF line: the file "
+            "may have classic Mac (CR-only) line endings; save it with LF or CRLF line endings"
+        )
     encoding = "utf-8-sig" if source.csv.encoding == "utf-8" else source.csv.encoding
     try:
         text = codecs.decode(first_line, encoding)
@@ -377,9 +391,16 @@ def _check_readable(
             f"{where}: line 1, column {exc.start + 1}: the header is not valid "
             f"{source.csv.encoding} (byte 0x{first_line[exc.start]:02x})"
         ) from exc
-    header = next(
-        csv.reader(io.StringIO(text), delimiter=source.csv.delimiter, quotechar=source.csv.quote)
-    )
+    if not text.strip():
+        raise UnreadableFile(f"{where}: line 1 is empty: the header must be the first line")
+    try:
+        header = next(
+            csv.reader(
+                io.StringIO(text), delimiter=source.csv.delimiter, quotechar=source.csv.quote
+            )
+        )
+    except csv.Error as exc:
+        raise UnreadableFile(f"{where}: line 1: cannot read the header: {exc}") from exc
     missing = [column for column in source.required_columns if column not in header]
     if missing:
         hint = _delimiter_hint(text, source)
@@ -452,16 +473,66 @@ def _reject_whole_file(
 
 
 def _count_lines(lake: Lake, key: str, compression: str | None) -> int:
-    """Lines in an object (a last line without a newline counts), read in chunks."""
-    inflate = zlib.decompressobj(wbits=31) if compression == "gzip" else None
-    lines, last = 0, b"\n"
+    """Lines in an object (a last line without a line end counts), read in chunks. Lines
+    end in LF (or CRLF), or in CR in a file without LF (classic Mac); of a corrupt gzip
+    file, the lines before the damage count."""
+    gunzip = _Gunzip() if compression == "gzip" else None
+    lf = cr = 0
+    last = b"\n"
     for chunk in lake.iter_bytes(key):
-        if inflate is not None:
-            chunk = inflate.decompress(chunk)
+        if gunzip is not None:
+            try:
+                chunk = gunzip.feed(chunk)
+            except zlib.error:
+                break
         if chunk:
-            lines += chunk.count(b"\n")
+            lf += chunk.count(b"\n")
+            cr += chunk.count(b"\r")
             last = chunk[-1:]
-    return lines + (last != b"\n")
+    if lf == 0 and cr:
+        return cr + (last != b"\r")
+    return lf + (last not in (b"\n", b""))
+
+
+def _check_gzip_complete(lake: Lake, upload: Upload) -> None:
+    """UnreadableFile when a gzip upload is corrupt or cut short (an interrupted transfer):
+    the CSV reader would take the rows before the damage for the whole file."""
+    gunzip = _Gunzip()
+    try:
+        for chunk in lake.iter_bytes(upload.key):
+            gunzip.feed(chunk)
+    except zlib.error as exc:
+        raise UnreadableFile(f"{upload.key}: the gzip data is corrupt ({exc})") from exc
+    if not gunzip.complete:
+        raise UnreadableFile(
+            f"{upload.key}: the gzip data ends before its end marker: the file is truncated "
+            "(an interrupted upload?); upload it again"
+        )
+
+
+class _Gunzip:
+    """Incremental gzip decompression of one member after another, as `gzip` writes
+    concatenated files; `feed` raises zlib.error on data that is not gzip."""
+
+    def __init__(self):
+        self._member = zlib.decompressobj(wbits=31)
+        self._started = False
+
+    def feed(self, data: bytes) -> bytes:
+        out = []
+        while data:
+            out.append(self._member.decompress(data))
+            self._started = True
+            if not self._member.eof:
+                break
+            data = self._member.unused_data
+            self._member, self._started = zlib.decompressobj(wbits=31), False
+        return b"".join(out)
+
+    @property
+    def complete(self) -> bool:
+        """Whether the data fed so far ends where a member ends."""
+        return not self._started
 
 
 def _write_quarantine(

@@ -224,6 +224,46 @@ def test_non_utf8_header_rejects_the_whole_file(pipe):
     )
 
 
+def test_a_bom_only_file_is_empty(pipe):
+    result = pipe.ingest("interactions", "bom.csv", b"\xef\xbb\xbf")
+    assert counts(result) == (0, 0, 0, 0)
+    assert_whole_file_rejected(result, "empty file")
+
+
+def test_a_blank_first_line_is_rejected_whole_not_a_crash(pipe):
+    data = b"\n" + IH + b"U1,I1,VIEW,1700000000\n"
+    result = pipe.ingest("interactions", "blank_first.csv", data)
+    assert counts(result) == (2, 0, 0, 2)
+    assert_whole_file_rejected(result, "line 1 is empty: the header must be the first line")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        IH.replace(b"\n", b"\r") + b"U1,I1,VIEW,1700000000\rU2,I2,VIEW,1700000001\r",
+        b"user_id,item_id\r,event_type,timestamp\nU1,I1,VIEW,1700000000\nU2,I2,VIEW,1\n",
+    ],
+    ids=["cr-only line endings", "cr inside the header"],
+)
+def test_a_carriage_return_in_the_header_is_rejected_whole_not_a_crash(pipe, data):
+    result = pipe.ingest("interactions", "mac.csv", data)
+    assert counts(result) == (2, 0, 0, 2)
+    assert_whole_file_rejected(result, "line 1 holds a carriage return (CR)", "CR-only")
+
+
+def test_a_good_upload_beside_an_unreadable_one_is_still_ingested(pipe):
+    """The check that rejects a file must not fail the whole batch's staging."""
+    spec = pipe.sources["interactions"]
+    bad = pipe.land("interactions", "mac.csv", IH.replace(b"\n", b"\r") + b"U9,I9,VIEW,1\r")
+    good = pipe.land("interactions", "good.csv", IH + b"U1,I1,VIEW,1700000000\n")
+    reports = ingest.stage_uploads(
+        [(bad, 60), (good, 60)], {"interactions": spec}, pipe.lake, pipe.engine, NOW
+    )
+    assert [r.status for r in reports] == ["rejected", "staged"]
+    merge_staged("interactions", [spec], pipe.lake, pipe.engine, NOW)
+    assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
 def test_a_rejected_file_does_not_stop_other_uploads(pipe):
     pipe.ingest("interactions", "bad.csv", b"")
     good = pipe.ingest("interactions", "good.csv", IH + b"U1,I1,VIEW,1700000000\n")
@@ -598,6 +638,36 @@ def test_gzip_larger_than_the_sniffed_head_and_gzip_missing_column(pipe):
     rejected = pipe.ingest("interactions", "cut.csv.gz", cut)
     assert counts(rejected) == (2, 0, 0, 2)
     assert_whole_file_rejected(rejected, "line 1", "missing required column(s) 'event_type'")
+
+
+def test_corrupt_and_truncated_gzip_are_rejected_whole(pipe):
+    garbage = pipe.ingest("interactions", "garbage.csv.gz", b"\x1f\x8b" + b"garbage" * 50)
+    assert_whole_file_rejected(garbage, "not a readable gzip file")
+    assert counts(garbage) == (0, 0, 0, 0)
+
+    rng = random.Random(3)
+    lines = [f"U{rng.randrange(10**9)},I{rng.randrange(10**9)},VIEW,{T0 + i}" for i in range(4000)]
+    whole = gzip.compress(IH + "\n".join(lines).encode() + b"\n")
+    cut = pipe.ingest("interactions", "cut.csv.gz", whole[: len(whole) // 2])
+    # Silently taking the rows before the cut would lose the rest of the file unnoticed.
+    reason = assert_whole_file_rejected(cut, "cut.csv.gz", "truncated")
+    assert "upload it again" in reason
+    assert 0 < cut.report.rows_read < 4000
+    assert pipe.curated("interactions") == []
+
+
+def test_concatenated_gzip_members_are_one_file(pipe):
+    first = gzip.compress(IH + b"U1,I1,VIEW,1700000000\n")
+    second = gzip.compress(b"U2,I2,VIEW,1700000001\nU3,I3,VIEW,1700000002\n")
+    result = pipe.ingest("interactions", "two.csv.gz", first + second)
+    assert counts(result) == (3, 3, 0, 0)
+
+    headless = gzip.compress(b"user_id,item_id,timestamp\nU1,I1,1\n") + gzip.compress(
+        b"U2,I2,2\nU3,I3,3\n"
+    )
+    rejected = pipe.ingest("interactions", "two_bad.csv.gz", headless)
+    assert_whole_file_rejected(rejected, "missing required column(s) 'event_type'")
+    assert counts(rejected) == (3, 0, 0, 3)
 
 
 # --- declared dialects -----------------------------------------------------------------------
