@@ -201,6 +201,8 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
             )
         return {
             "timestamp_value": "TRY_CAST(timestamp_raw AS DOUBLE)",
+            # NaN and infinity ('nan', 'inf', '1e400') parse as doubles but are no time.
+            "ts_finite": "ts_value - ts_value = 0",
             "ts_low": str(to_epoch(low)),
             "ts_high": str(to_epoch(high)),
             # Milliseconds after the epoch as a plain timestamp, Athena's precision. Not
@@ -222,6 +224,7 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
         )
     return {
         "timestamp_value": f"TRY({parse.sql('athena')})",
+        "ts_finite": "TRUE",
         "ts_low": f"TIMESTAMP '{low:%Y-%m-%d %H:%M:%S}'",
         "ts_high": f"TIMESTAMP '{high:%Y-%m-%d %H:%M:%S}'",
         "event_time": event_time,

@@ -399,10 +399,12 @@ def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
             f"U5,I5,VIEW,{HIGH}\n"  # 6: now + 1 day
             f"U6,I6,VIEW,{T0 * 1000}\n"  # 7: milliseconds
             f"U7,I7,VIEW,\n"  # 8
+            f"U8,I8,VIEW,nan\n"  # 9: a double, but no time
+            f"U9,I9,VIEW,1e400\n"  # 10: infinity
         ).encode()
     )
     result = pipe.ingest("interactions", "times.csv", data)
-    assert counts(result) == (7, 2, 0, 5)
+    assert counts(result) == (9, 2, 0, 7)
     outside = f"is outside the plausible window {WINDOW}"
     assert rejects(result) == [
         (2, "timestamp", "timestamp: cannot parse 'abc' as epoch seconds"),
@@ -415,6 +417,8 @@ def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
             "but the source declares epoch seconds",
         ),
         (8, "timestamp", "timestamp: missing value"),
+        (9, "timestamp", "timestamp: cannot parse 'nan' as epoch seconds"),
+        (10, "timestamp", "timestamp: cannot parse '1e400' as epoch seconds"),
     ]
     assert pipe.curated("interactions") == [
         interaction("U3", "I3", "VIEW", LOW),
@@ -471,6 +475,46 @@ def test_sales_value_rules(pipe):
         ("O1", "C1", 2, 1.5, 3.0, when, "UK"),
         ("O5", None, -1, 1.5, -1.5, when, None),
     ]
+
+
+def test_a_price_is_never_rounded_to_fit(pipe):
+    when = "2024-01-02 10:00:00"
+    data = (
+        SH
+        + (
+            f"O1,C1,I1,3,0.12340000,{when},UK\n"  # 2: accepted: trailing zeros change nothing
+            f"O2,C1,I1,3,0.123456789,{when},UK\n"  # 3
+            f"O3,C1,I1,1,0.12341,{when},UK\n"  # 4: would round onto line 5's price
+            f"O3,C1,I1,1,0.1234,{when},UK\n"  # 5: accepted
+            f"O4,C1,I1,1,-0.00001,{when},UK\n"  # 6: negative, whatever it rounds to
+            f"O5,C1,I1,1,99999999999999.99999,{when},UK\n"  # 7
+            f"O6,C1,I1,1,nan,{when},UK\n"  # 8
+        ).encode()
+    )
+    result = pipe.ingest("sales", "prices.csv", data)
+    assert counts(result) == (7, 2, 0, 5)
+    assert rejects(result) == [
+        (3, "unit_price", "unit_price: '0.123456789' has more than 4 decimal places"),
+        (4, "unit_price", "unit_price: '0.12341' has more than 4 decimal places"),
+        (6, "unit_price", "unit_price: negative price -0.00001"),
+        (
+            7,
+            "unit_price",
+            "unit_price: '99999999999999.99999' is too large "
+            "(at most 14 digits before the decimal point)",
+        ),
+        (8, "unit_price", "unit_price: 'nan' is not a number"),
+    ]
+    rows = pipe.curated("sales")
+    assert [(r[0], r[4], r[5]) for r in rows] == [("O1", 0.1234, 0.3702), ("O3", 0.1234, 0.1234)]
+
+
+def test_optional_sales_columns_may_be_absent(pipe):
+    data = b"order_id,item_id,quantity,unit_price,timestamp\nO1,I1,2,10.5,2024-01-02 10:00:00\n"
+    result = pipe.ingest("sales", "no_customer.csv", data)
+    assert counts(result) == (1, 1, 0, 0)
+    (row,) = pipe.curated("sales")
+    assert (row[0], row[1], row[5], row[7]) == ("O1", None, 21.0, None)
 
 
 # --- duplicates and re-uploads ---------------------------------------------------------------

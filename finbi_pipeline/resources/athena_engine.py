@@ -326,8 +326,11 @@ class AthenaSession(EngineSession):
         table = self._scratch_name("csv", "\n".join(uris))
         folder = self.lake.uri(keys[0].rsplit("/", 1)[0] + "/")
         self._create_scratch(csv_table_input(table, folder, len(file_columns), source.csv))
+        # An optional column the file does not have reads as NULL.
         select = ", ".join(
             f'"c{file_columns.index(file_column)}" AS "{canonical}"'
+            if file_column in file_columns
+            else f'CAST(NULL AS VARCHAR) AS "{canonical}"'
             for canonical, file_column in source.columns.items()
         )
         if len(uris) == 1:

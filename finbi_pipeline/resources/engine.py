@@ -282,7 +282,7 @@ class DuckDBSession(EngineSession):
         header: list[str] | None = None,
     ) -> None:
         options = _csv_options(source, compression, header)
-        select = _canonical_select(source)
+        select = _canonical_select(source, list(source.csv.names) or header)
         self._csv = (uri, options)
         # A view streams the file once, when the validation query reads it. Newlines inside
         # quoted fields (of any column) move later records down: counted in file order.
@@ -309,11 +309,12 @@ class DuckDBSession(EngineSession):
         header: list[str] | None,
     ) -> None:
         options = _csv_options(source, compression, header)
+        select = _canonical_select(source, list(source.csv.names) or header)
         # file_index: DuckDB's virtual column of a multi-file read, the file's position.
         self._create_view(
             name,
             "SELECT CAST(NULL AS BIGINT) AS record_no, CAST(file_index AS BIGINT) AS file_index, "
-            f"{_canonical_select(source)} FROM {_read_csv(uris, options)}",
+            f"{select} FROM {_read_csv(uris, options)}",
         )
 
     def files_with_parser_rejects(self) -> set[str]:
@@ -439,10 +440,13 @@ def _csv_options(source: SourceSpec, compression: str | None, header: list[str] 
     return options
 
 
-def _canonical_select(source: SourceSpec) -> str:
-    """The file's columns under their canonical names."""
+def _canonical_select(source: SourceSpec, header: list[str] | None) -> str:
+    """The file's columns under their canonical names; an optional column the file does not
+    have (its `header`) reads as NULL."""
     return ", ".join(
         f"{_identifier(file_column)} AS {_identifier(canonical)}"
+        if header is None or file_column in header
+        else f"CAST(NULL AS VARCHAR) AS {_identifier(canonical)}"
         for canonical, file_column in source.columns.items()
     )
 

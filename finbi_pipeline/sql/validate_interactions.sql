@@ -29,7 +29,7 @@ checked AS (
             WHEN NOT ({{event_type_allowed}})
                 THEN 'event_type: ''' || event_type_raw || ''' is not an event type this source declares ({{event_types_text}})'
             WHEN timestamp_raw IS NULL THEN 'timestamp: missing value'
-            WHEN ts_value IS NULL
+            WHEN ts_value IS NULL OR NOT ({{ts_finite}})
                 THEN 'timestamp: cannot parse ''' || timestamp_raw || ''' as {{timestamp_format_text}}'
             WHEN ts_value < {{ts_low}} OR ts_value >= {{ts_high}}
                 THEN 'timestamp: ''' || timestamp_raw || ''' is outside the plausible window {{window_text}}{{millis_hint}}'

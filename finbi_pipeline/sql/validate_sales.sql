@@ -1,7 +1,8 @@
 -- Types and validates one upload's sales lines: one output row per input record.
 -- reject_reason is NULL for an accepted line, else "<column>: <cause>" for the first rule
 -- it breaks. quantity must be a non-zero integer (negative: a return or cancellation);
--- unit_price a decimal >= 0; user_id may be empty (guest checkout).
+-- unit_price a decimal >= 0 with at most 4 decimal places (stored as DECIMAL(18, 4), never
+-- rounded); user_id may be empty (guest checkout).
 WITH cleaned AS (
     SELECT
         record_no,
@@ -22,6 +23,8 @@ typed AS (
             WHEN regexp_like(quantity_raw, '^[+-]?[0-9]{1,18}$') THEN CAST(quantity_raw AS BIGINT)
         END AS quantity,
         TRY_CAST(unit_price_raw AS DECIMAL(18, 4)) AS unit_price,
+        -- The price as written, to 18 places: what rounding to the stored 4 would change.
+        TRY_CAST(unit_price_raw AS DECIMAL(38, 18)) AS unit_price_written,
         {{timestamp_value}} AS ts_value
     FROM cleaned
 ),
@@ -40,11 +43,16 @@ checked AS (
             WHEN quantity IS NULL THEN 'quantity: ''' || quantity_raw || ''' is not an integer'
             WHEN quantity = 0 THEN 'quantity: zero quantity'
             WHEN unit_price_raw IS NULL THEN 'unit_price: missing value'
-            WHEN unit_price IS NULL THEN 'unit_price: ''' || unit_price_raw || ''' is not a number'
-            WHEN unit_price < 0 THEN 'unit_price: negative price ' || unit_price_raw
+            WHEN unit_price_written IS NULL
+                THEN 'unit_price: ''' || unit_price_raw || ''' is not a number'
+            WHEN unit_price_written < 0 THEN 'unit_price: negative price ' || unit_price_raw
+            WHEN unit_price IS NULL
+                THEN 'unit_price: ''' || unit_price_raw || ''' is too large (at most 14 digits before the decimal point)'
+            WHEN unit_price <> unit_price_written
+                THEN 'unit_price: ''' || unit_price_raw || ''' has more than 4 decimal places'
             WHEN amount IS NULL THEN 'quantity: quantity x unit_price is too large an amount'
             WHEN timestamp_raw IS NULL THEN 'timestamp: missing value'
-            WHEN ts_value IS NULL
+            WHEN ts_value IS NULL OR NOT ({{ts_finite}})
                 THEN 'timestamp: cannot parse ''' || timestamp_raw || ''' as {{timestamp_format_text}}'
             WHEN ts_value < {{ts_low}} OR ts_value >= {{ts_high}}
                 THEN 'timestamp: ''' || timestamp_raw || ''' is outside the plausible window {{window_text}}{{millis_hint}}'

@@ -324,6 +324,19 @@ def test_register_csv_reads_one_object_through_a_path_filter(engine, lake):
         glue.get_table(DatabaseName="finbi_scratch", Name=table)
 
 
+def test_an_optional_column_the_file_lacks_reads_as_null(engine, lake):
+    source = load_sources()["sales"]
+    key = "raw/sales/guests.csv"
+    lake.write_bytes(key, b"order_id,item_id,quantity,unit_price,timestamp\no,i,1,2,x\n")
+    header = ["order_id", "item_id", "quantity", "unit_price", "timestamp"]
+    with engine.session() as session:
+        session.register_csv("raw_records", source, lake.uri(key), None, header=header)
+        sql = session.resolve("SELECT * FROM raw_records")
+    assert '"c0" AS "order_id"' in sql and '"c3" AS "unit_price"' in sql
+    assert 'CAST(NULL AS VARCHAR) AS "user_id"' in sql
+    assert 'CAST(NULL AS VARCHAR) AS "country"' in sql
+
+
 def test_a_batch_of_csvs_is_one_table_read_through_one_path_filter(engine, lake):
     source = load_sources()["interactions"]
     keys = [f"raw/interactions/day-{day}.csv" for day in (1, 2, 3)]
