@@ -23,6 +23,7 @@ import io
 import json
 import uuid
 import zlib
+from bisect import bisect_left
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -171,7 +172,9 @@ def stage_upload(
         rejected = f"({validation_sql(source, 'numbered', now)})"
     value_rejects = 0
     if len(reasons) or parser_rejects:
-        value_rejects = _write_quarantine(session, upload, source, lake, rejected, parser_rejects)
+        value_rejects = _write_quarantine(
+            session, upload, source, lake, rejected, parser_rejects, session.blank_lines()
+        )
     else:  # a clean file: nothing to quarantine, and nothing left from an older version
         lake.delete([quarantine_key(upload)])
     report.rows_read = stats.rows + len(parser_rejects)
@@ -542,38 +545,58 @@ def _write_quarantine(
     lake: Lake,
     validated: str,
     parser_rejects: list[ParserReject],
+    blank_lines: list[int],
 ) -> int:
     """Write rejected records with their physical line numbers; return value-level rejects.
 
-    `validated` is a relation of validated records with `record_no` set.
+    `validated` is a relation of validated records with `record_no` set; `blank_lines` the
+    physical lines the CSV reader skipped as empty.
     """
     header_lines = int(source.csv.header)
     # A record's physical line is where it starts among the lines of parsed records
-    # (`record_no`), plus the header, plus the lines of the unparsable records before it.
-    # `good_before` is how many lines of parsed records precede a reject; `span` its lines.
+    # (`record_no`), plus the header, plus the lines of the unparsable records before it,
+    # plus the blank lines before it. `good_before` is how many lines of parsed records
+    # precede a reject (whose line, from the reader, counts blank lines); `span` its lines.
     shifts, reject_lines = [], 0
     for r in parser_rejects:
         span = r.raw_line.count("\n") + 1
-        shifts.append((r.line - header_lines - 1 - reject_lines, span))
+        blank_before = bisect_left(blank_lines, r.line)
+        shifts.append((r.line - blank_before - header_lines - 1 - reject_lines, span))
         reject_lines += span
     shift_rows = (
         " UNION ALL ".join(f"SELECT {good} AS good_before, {span} AS span" for good, span in shifts)
         or "SELECT CAST(NULL AS BIGINT) AS good_before, CAST(NULL AS BIGINT) AS span WHERE FALSE"
     )
+    # Counted without blank lines, a record is on line n; the i-th blank line (1-based) has
+    # `blank - i` other lines before it, so the blank lines before the record are those
+    # with fewer than n.
+    blanks_before = "0"
+    if blank_lines:
+        others = ", ".join(str(line - i) for i, line in enumerate(blank_lines, 1))
+        blanks_before = (
+            f"(SELECT CAST(COUNT(*) AS BIGINT) FROM UNNEST(ARRAY[{others}]) AS blank(others) "
+            "WHERE blank.others < line_without_blanks)"
+        )
     value_sql = f"""
-        WITH shifts AS ({shift_rows})
+        WITH shifts AS ({shift_rows}),
+        rejected AS (
+            SELECT
+                *,
+                record_no + {header_lines}
+                    + (SELECT CAST(COALESCE(SUM(span), 0) AS BIGINT) FROM shifts
+                       WHERE good_before < record_no) AS line_without_blanks
+            FROM {validated} AS validated
+            WHERE reject_reason IS NOT NULL
+        )
         SELECT
             {literal(upload.upload_id)} AS upload_id,
             {literal(source.name)} AS source,
             {literal(upload.key)} AS object_key,
-            record_no + {header_lines}
-                + (SELECT CAST(COALESCE(SUM(span), 0) AS BIGINT) FROM shifts
-                   WHERE good_before < record_no) AS line_number,
+            line_without_blanks + {blanks_before} AS line_number,
             reject_column AS column_name,
             reject_reason AS reason,
             raw_values AS raw_record
-        FROM {validated} AS validated
-        WHERE reject_reason IS NOT NULL
+        FROM rejected
     """
     rows = [
         {

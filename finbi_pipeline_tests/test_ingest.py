@@ -29,6 +29,7 @@ from finbi_pipeline.ingest import (
     quarantine_key,
     stage_upload,
 )
+from finbi_pipeline.resources import engine as engine_module
 from finbi_pipeline.resources.engine import DuckDBEngine
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.sources import SourceSpec, load_sources
@@ -343,6 +344,41 @@ def test_quoted_commas_and_newlines_are_accepted_and_later_lines_stay_right(pipe
         interaction("U2", "I\n2", "VIEW", T0 + 1),
         interaction("U4", "I\n\n4", "VIEW", T0 + 3),
     ]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+def test_lines_stay_right_after_blank_lines(pipe, newline):
+    """The reader skips empty lines; the lines of the records after them still count them,
+    but not an empty line inside a quoted field."""
+    lines = [
+        IH.rstrip(b"\n"),  # 1
+        b"U1,I1,VIEW,1700000000",  # 2
+        b"",  # 3
+        b"",  # 4
+        b"U2,I2,BAD,1700000000",  # 5: value reject
+        b"U3,I3,VIEW",  # 6: too few fields
+        b'U4,"I',  # 7: a quoted field over lines 7-9, with an empty line inside
+        b"",  # 8
+        b'4",VIEW,1700000000',  # 9
+        b"",  # 10
+        b"U5,I5,VIEW,abc",  # 11: value reject
+        b"",  # 12: trailing
+    ]
+    result = pipe.ingest("interactions", "gaps.csv", newline.join(lines) + newline)
+    assert counts(result) == (5, 2, 0, 3)
+    assert [(line, column) for line, column, _ in rejects(result)] == [
+        (5, "event_type"),
+        (6, "timestamp"),  # the missing field
+        (11, "timestamp"),
+    ]
+
+
+def test_blank_lines_are_found_across_chunk_boundaries():
+    data = b'h\n\na\r\n\r\n"q\n\nq"\n\n\nb\n\n'
+    expected = [2, 4, 8, 9, 11]  # not 6: inside the quoted field
+    for size in range(1, len(data) + 1):
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+        assert engine_module._blank_lines(chunks, '"') == expected, size
 
 
 def test_quoted_newline_in_an_unparsable_record_and_in_an_ignored_column(pipe):

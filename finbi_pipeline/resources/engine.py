@@ -7,10 +7,13 @@ implementation lives in `athena_engine.py`. SQL given to either is always Athena
 
 from __future__ import annotations
 
+import gzip
 import os
+import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +145,12 @@ class EngineSession(ABC):
     def parser_rejects(self) -> list[ParserReject]:
         """Records of the last read CSV that the reader rejected, with physical lines."""
 
+    def blank_lines(self) -> list[int]:
+        """The physical lines of the last registered CSV that its reader skipped as empty
+        (in order), which the line numbers of the records after them must count. This
+        reader returns an empty line as a record (Hive's text format does), so none."""
+        return []
+
     @abstractmethod
     def parquet_relation(
         self, uris: list[str], empty_schema: dict[str, str], with_file_uri: bool = False
@@ -271,6 +280,7 @@ class DuckDBSession(EngineSession):
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self.con = con
+        self._blank_lines: list[int] | None = None  # of the last registered CSV
 
     def register_csv(
         self,
@@ -283,7 +293,7 @@ class DuckDBSession(EngineSession):
     ) -> None:
         options = _csv_options(source, compression, header)
         select = _canonical_select(source, list(source.csv.names) or header)
-        self._csv = (uri, options)
+        self._csv, self._blank_lines = (uri, options), None
         # A view streams the file once, when the validation query reads it. Newlines inside
         # quoted fields (of any column) move later records down: counted in file order.
         numbered = (
@@ -360,14 +370,25 @@ class DuckDBSession(EngineSession):
             f"newlines FROM {_read_csv(uri, lenient)}) WHERE newlines > 0 ORDER BY rn"
         ).fetchall()
         header = int(options["header"])
+        # DuckDB's `line` also counts the empty lines it skipped; the lenient read does not.
+        blank_lines = self.blank_lines()
         rejects, rejected_newlines = [], 0
         for rank, (line, column, kind, message, raw) in enumerate(first.values()):
-            accepted_before = line - header - 1 - rank
+            accepted_before = line - bisect_left(blank_lines, line) - header - 1 - rank
             newlines = rejected_newlines + sum(n for rn, n in multiline if rn <= accepted_before)
             raw = (raw or "").strip("\r\n")  # after a CRLF, DuckDB starts it with "\n"
             rejects.append(ParserReject(line + newlines, column, _parser_cause(kind, message), raw))
             rejected_newlines += raw.count("\n")
         return rejects
+
+    def blank_lines(self) -> list[int]:
+        if self._blank_lines is None:  # read once per registered CSV
+            uri, options = self._csv
+            opener = gzip.open if options["compression"] == "gzip" else open
+            with opener(uri, "rb") as handle:
+                chunks = iter(lambda: handle.read(1 << 22), b"")
+                self._blank_lines = _blank_lines(chunks, options["quote"])
+        return self._blank_lines
 
     def parquet_relation(
         self, uris: list[str], empty_schema: dict[str, str], with_file_uri: bool = False
@@ -495,3 +516,33 @@ def _duck_literal(value) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{literal(k)}: {literal(v)}" for k, v in value.items()) + "}"
     return literal(str(value))
+
+
+def _blank_lines(chunks: Iterable[bytes], quote: str) -> list[int]:
+    """The physical lines of a CSV (its bytes in chunks) that are empty and outside quoted
+    fields, in order."""
+    quote_byte = quote.encode()
+    blanks: list[int] = []
+    lines = quotes = 0  # line ends and quote characters before `at` in the current block
+    pending = b""
+    for chunk in chunks:
+        data = pending + chunk
+        end = data.rfind(b"\n") + 1  # whole lines only: a block starts at a line start
+        block, pending = data[:end], data[end:]
+        starts = [match.end() for match in _LINE_BEFORE_BLANK.finditer(block)]
+        if block.startswith((b"\n", b"\r\n")):
+            starts.insert(0, 0)
+        at = 0
+        for start in starts:
+            lines += block.count(b"\n", at, start)
+            quotes += block.count(quote_byte, at, start)
+            at = start
+            if quotes % 2 == 0:  # an odd count: the line is inside a quoted field
+                blanks.append(lines + 1)
+        lines += block.count(b"\n", at)
+        quotes += block.count(quote_byte, at)
+    return blanks
+
+
+# A line end followed by an empty line (LF or CRLF).
+_LINE_BEFORE_BLANK = re.compile(rb"\n(?=\r?\n)")
