@@ -17,6 +17,7 @@ from finbi_pipeline.ingest import ingest_log_key
 from finbi_pipeline.money import format_money
 from finbi_pipeline.resources import finbi_home, resolved_resources
 from finbi_pipeline.sensors import RANGE_END_TAG, RANGE_START_TAG
+from finbi_pipeline.sql_templates import render
 from finbi_pipeline.uploads import list_uploads, uploads_partitions
 
 DAGSTER_YAML = """\
@@ -102,10 +103,8 @@ def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
                 " COALESCE(SUM(rows_accepted), 0) AS accepted,"
                 " COALESCE(SUM(rows_duplicate), 0) AS duplicate,"
                 " COALESCE(SUM(rows_quarantined), 0) AS quarantined"
-                # The current version of each key: a re-uploaded key replaced the older one.
-                " FROM (SELECT *, row_number() OVER (PARTITION BY object_key"
-                " ORDER BY ingested_at DESC) AS newest FROM ingest_log) AS log"
-                " WHERE newest = 1"
+                f" FROM ({render('ingest_log_current', ingest_log='ingest_log')}) AS log"
+                " WHERE is_current"
             )
             kpi_rows = resources.engine.fetch("SELECT * FROM kpi_summary").records()
         rows = {k: int(v) for k, v in log.records()[0].items()}

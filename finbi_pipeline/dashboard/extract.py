@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 
 from finbi_pipeline.aggregate_merge import merge_aggregates
-from finbi_pipeline.sql_templates import literal
+from finbi_pipeline.sql_templates import literal, render, to_duckdb
 from finbi_pipeline.upload_counts import (
     KINDS,
     quoted,
@@ -46,7 +46,7 @@ from finbi_pipeline.upload_counts import (
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
 # failing on an extract written by an older version.
-EXTRACT_VERSION = 3
+EXTRACT_VERSION = 4
 # A refresh builds the extract from scratch once the rows added incrementally since the
 # last full build exceed this share of it: appended rows sit in row groups of their own,
 # outside the per-user clustering, and a user lookup reads a little more with each append.
@@ -298,9 +298,10 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         ),
     ),
     ServingTable(
-        # One row per upload: small by nature, copied as is for the data panel.
+        # One row per upload: small by nature, copied for the data panel, with whether it is
+        # its key's current version (totals count those: the tables hold nothing else).
         "ingest_log",
-        "SELECT * FROM finbi.ingest_log ORDER BY ingested_at, upload_id",
+        "SELECT * FROM {ingest_log} ORDER BY ingested_at, upload_id",
         REBUILD,
     ),
     ServingTable(
@@ -651,6 +652,7 @@ def _render(
         scratch=_SCRATCH_ALIAS,
         version=EXTRACT_VERSION,
         user_bucket=USER_BUCKET.format("user_id"),
+        ingest_log=f"({to_duckdb(render('ingest_log_current', ingest_log='finbi.ingest_log'))})",
         **relations,
         **enums,
         **(facts or {}),

@@ -514,14 +514,18 @@ def extract_info(con: duckdb.DuckDBPyConnection) -> dict:
 
 
 def ingest_summary(con: duckdb.DuckDBPyConnection) -> dict:
-    """Totals over all uploads: how much came in and where it went."""
+    """How much came in and where it went: the uploads processed, and the rows of each key's
+    current upload (a re-uploaded key's older versions no longer count)."""
     sql = """
         SELECT count(*)::BIGINT AS uploads,
                histogram(status) AS uploads_by_status,
-               coalesce(sum(rows_read), 0)::BIGINT AS rows_read,
-               coalesce(sum(rows_accepted), 0)::BIGINT AS rows_accepted,
-               coalesce(sum(rows_duplicate), 0)::BIGINT AS rows_duplicate,
-               coalesce(sum(rows_quarantined), 0)::BIGINT AS rows_quarantined,
+               coalesce(sum(rows_read) FILTER (WHERE is_current), 0)::BIGINT AS rows_read,
+               coalesce(sum(rows_accepted) FILTER (WHERE is_current), 0)::BIGINT
+                   AS rows_accepted,
+               coalesce(sum(rows_duplicate) FILTER (WHERE is_current), 0)::BIGINT
+                   AS rows_duplicate,
+               coalesce(sum(rows_quarantined) FILTER (WHERE is_current), 0)::BIGINT
+                   AS rows_quarantined,
                max(ingested_at) AS last_ingested_at
         FROM ingest_log
     """
@@ -531,8 +535,8 @@ def ingest_summary(con: duckdb.DuckDBPyConnection) -> dict:
 def ingest_log(con: duckdb.DuckDBPyConnection, limit: int = 200) -> pd.DataFrame:
     return con.execute(
         """
-        SELECT ingested_at, source, kind, object_key, status, rows_read, rows_accepted,
-               rows_duplicate, rows_quarantined, message
+        SELECT ingested_at, source, kind, object_key, status, is_current, rows_read,
+               rows_accepted, rows_duplicate, rows_quarantined, message
         FROM ingest_log ORDER BY ingested_at DESC, upload_id LIMIT $limit
         """,
         {"limit": limit},

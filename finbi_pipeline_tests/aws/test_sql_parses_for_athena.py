@@ -34,6 +34,8 @@ def _rendered() -> dict[str, str]:
             )
         elif name.endswith("_increment"):
             rendered[name] = render(name, new_rows="SELECT 1", stored_rows="SELECT 1")
+        elif name == "ingest_log_current":
+            rendered[name] = render(name, ingest_log="ingest_log")
         else:
             rendered[name] = sql_file(name)
     return rendered

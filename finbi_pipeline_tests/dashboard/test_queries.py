@@ -285,3 +285,24 @@ def test_data_panel(con):
     ]
     assert reasons.rows.tolist() == [1, 1]
     assert len(queries.ingest_log(con)) == 2
+
+
+def test_a_re_uploaded_key_counts_its_current_version_only(warehouse, finbi_home):
+    """The tables hold only what a key's latest upload gave; the totals say the same."""
+    warehouse.execute(
+        "INSERT INTO finbi.ingest_log VALUES ('up-3', 'interactions', 'interactions', "
+        "'raw/interactions/a.csv', 'v2', 10, 10, 0, 0, 'ok', '', '2024-03-07 00:00')"
+    )
+    refresh(warehouse, finbi_home)
+    con = queries.reader(queries.open_extract(serving_path(finbi_home)))
+    summary = queries.ingest_summary(con)
+    assert summary["uploads"] == 3  # every upload processed
+    assert (summary["rows_read"], summary["rows_accepted"]) == (17, 16)  # up-3 + up-2
+    assert (summary["rows_duplicate"], summary["rows_quarantined"]) == (0, 1)
+    log = queries.ingest_log(con)
+    keys = log.object_key + " " + log.ingested_at.astype(str)
+    assert dict(zip(keys, log.is_current, strict=True)) == {
+        "raw/interactions/a.csv 2024-03-07 00:00:00": True,
+        "raw/interactions/a.csv 2024-03-06 00:00:00": False,
+        "raw/sales/b.csv 2024-03-06 00:01:00": True,
+    }
