@@ -87,14 +87,18 @@ def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
         f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
         for event in result.all_events
         if event.is_step_failure
+        # A blocking check's own failure is reported below, with what it found.
+        and event.event_specific_data.error.cls_name != "DagsterAssetCheckFailedError"
     ]
-    failures += [
-        f"check {e.asset_check_evaluation_data.check_name} on "
-        f"{e.asset_check_evaluation_data.asset_key.to_user_string()} failed"
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and not e.asset_check_evaluation_data.passed
-    ]
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_CHECK_EVALUATION":
+            check = event.asset_check_evaluation_data
+            if not check.passed:
+                found = "; ".join(f"{k}: {v.value}" for k, v in check.metadata.items())
+                failures.append(
+                    f"check {check.check_name} on {check.asset_key.to_user_string()} failed"
+                    + (f": {found}" if found else "")
+                )
     rows, kpis = {}, {}
     try:
         with resolved_resources(defs, "engine") as resources:

@@ -97,7 +97,12 @@ def test_run_exits_non_zero_when_a_blocking_check_fails(finbi_home):
     result = CliRunner().invoke(main, ["run"])  # empty lake: the KPI check blocks
 
     assert result.exit_code == 1
-    assert "kpi_summary_consistent" in result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("FAILED: ")]
+    # Once, with what the check found.
+    assert failed == [
+        "FAILED: check kpi_summary_consistent on kpi_summary failed: "
+        "problems: no events and no orders: nothing to show"
+    ]
     assert "status: failed" in result.output
 
 
