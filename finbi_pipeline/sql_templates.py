@@ -114,6 +114,7 @@ def validation_sql(source: SourceSpec, raw_records: str, now: dt.datetime) -> st
     fragments = {
         "raw_records": raw_records,
         "delimiter": source.csv.delimiter.replace("'", "''"),
+        "quote": source.csv.quote.replace("'", "''"),
         "window_text": f"[{low:%Y-%m-%d}, {high:%Y-%m-%d %H:%M})",
         **_timestamp_fragments(source, low, high),
     }

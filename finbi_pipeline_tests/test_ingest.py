@@ -513,6 +513,16 @@ def test_sales_value_rules(pipe):
     ]
 
 
+def test_a_quarantined_record_reads_back_as_a_line_of_the_file(pipe):
+    """Fields holding the delimiter or the quote are quoted again in raw_record."""
+    data = SH + b'O1,C1,"Mug, ""large""",1,"1,234.50",2024-01-02 10:00:00,UK\n'
+    result = pipe.ingest("sales", "quoted.csv", data)
+    assert rejects(result) == [(2, "unit_price", "unit_price: '1,234.50' is not a number")]
+    assert result.quarantine.iloc[0]["raw_record"] == (
+        'O1,C1,"Mug, ""large""",1,"1,234.50",2024-01-02 10:00:00,UK'
+    )
+
+
 def test_a_price_is_never_rounded_to_fit(pipe):
     when = "2024-01-02 10:00:00"
     data = (

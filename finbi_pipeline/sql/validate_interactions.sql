@@ -51,15 +51,26 @@ SELECT
     CAST(event_time AS DATE) AS event_date,
     split_part(reject_reason, ':', 1) AS reject_column,
     reject_reason,
-    -- The record's mapped fields as text; empty fields keep their place.
+    -- The record's mapped fields as a line of the file's dialect: empty fields keep their
+    -- place, and a field holding the delimiter, the quote or a line break is quoted.
     CASE
         WHEN reject_reason IS NOT NULL
-            THEN concat_ws(
-                '{{delimiter}}',
-                COALESCE(user_id, ''),
-                COALESCE(item_id, ''),
-                COALESCE(event_type_raw, ''),
-                COALESCE(timestamp_raw, '')
+            THEN array_join(
+                transform(
+                    ARRAY[
+                        COALESCE(user_id, ''),
+                        COALESCE(item_id, ''),
+                        COALESCE(event_type_raw, ''),
+                        COALESCE(timestamp_raw, '')
+                    ],
+                    field -> CASE
+                        WHEN strpos(field, '{{delimiter}}') > 0 OR strpos(field, '{{quote}}') > 0
+                            OR strpos(field, chr(10)) > 0 OR strpos(field, chr(13)) > 0
+                            THEN '{{quote}}' || replace(field, '{{quote}}', '{{quote}}{{quote}}') || '{{quote}}'
+                        ELSE field
+                    END
+                ),
+                '{{delimiter}}'
             )
     END AS raw_values
 FROM timed
