@@ -533,12 +533,14 @@ def test_a_price_is_never_rounded_to_fit(pipe):
             f"O3,C1,I1,1,0.12341,{when},UK\n"  # 4: would round onto line 5's price
             f"O3,C1,I1,1,0.1234,{when},UK\n"  # 5: accepted
             f"O4,C1,I1,1,-0.00001,{when},UK\n"  # 6: negative, whatever it rounds to
-            f"O5,C1,I1,1,99999999999999.99999,{when},UK\n"  # 7
+            f"O5,C1,I1,1,100000000000000,{when},UK\n"  # 7
             f"O6,C1,I1,1,nan,{when},UK\n"  # 8
+            f"O7,C1,I1,1,1.5e-7,{when},UK\n"  # 9: exponent notation, compared exactly
+            f"O8,C1,I1,1,1.25E1,{when},UK\n"  # 10: accepted: 12.5
         ).encode()
     )
     result = pipe.ingest("sales", "prices.csv", data)
-    assert counts(result) == (7, 2, 0, 5)
+    assert counts(result) == (9, 3, 0, 6)
     assert rejects(result) == [
         (3, "unit_price", "unit_price: '0.123456789' has more than 4 decimal places"),
         (4, "unit_price", "unit_price: '0.12341' has more than 4 decimal places"),
@@ -546,13 +548,18 @@ def test_a_price_is_never_rounded_to_fit(pipe):
         (
             7,
             "unit_price",
-            "unit_price: '99999999999999.99999' is too large "
+            "unit_price: '100000000000000' is too large "
             "(at most 14 digits before the decimal point)",
         ),
         (8, "unit_price", "unit_price: 'nan' is not a number"),
+        (9, "unit_price", "unit_price: '1.5e-7' has more than 4 decimal places"),
     ]
     rows = pipe.curated("sales")
-    assert [(r[0], r[4], r[5]) for r in rows] == [("O1", 0.1234, 0.3702), ("O3", 0.1234, 0.1234)]
+    assert [(r[0], r[4], r[5]) for r in rows] == [
+        ("O1", 0.1234, 0.3702),
+        ("O3", 0.1234, 0.1234),
+        ("O8", 12.5, 12.5),
+    ]
 
 
 def test_optional_sales_columns_may_be_absent(pipe):

@@ -23,8 +23,16 @@ typed AS (
             WHEN regexp_like(quantity_raw, '^[+-]?[0-9]{1,18}$') THEN CAST(quantity_raw AS BIGINT)
         END AS quantity,
         TRY_CAST(unit_price_raw AS DECIMAL(18, 4)) AS unit_price,
-        -- The price as written, to 18 places: what rounding to the stored 4 would change.
-        TRY_CAST(unit_price_raw AS DECIMAL(38, 18)) AS unit_price_written,
+        TRY_CAST(unit_price_raw AS DOUBLE) AS unit_price_number,
+        -- Whether the stored DECIMAL(18, 4) would round the price as written: a non-zero
+        -- digit past the 4th decimal place. Exponent notation is compared exactly; parsing a
+        -- 38-digit decimal costs 50 times as much, so plain notation is read as text.
+        CASE
+            WHEN strpos(unit_price_raw, 'e') > 0 OR strpos(unit_price_raw, 'E') > 0
+                THEN TRY_CAST(unit_price_raw AS DECIMAL(18, 4))
+                    <> TRY_CAST(unit_price_raw AS DECIMAL(38, 18))
+            ELSE regexp_like(unit_price_raw, '\.[0-9]{4}[0-9]*[1-9]')
+        END AS unit_price_rounded,
         {{timestamp_value}} AS ts_value
     FROM cleaned
 ),
@@ -43,13 +51,13 @@ checked AS (
             WHEN quantity IS NULL THEN 'quantity: ''' || quantity_raw || ''' is not an integer'
             WHEN quantity = 0 THEN 'quantity: zero quantity'
             WHEN unit_price_raw IS NULL THEN 'unit_price: missing value'
-            WHEN unit_price_written IS NULL
+            WHEN unit_price_number IS NULL OR NOT (unit_price_number - unit_price_number = 0)
                 THEN 'unit_price: ''' || unit_price_raw || ''' is not a number'
-            WHEN unit_price_written < 0 THEN 'unit_price: negative price ' || unit_price_raw
+            WHEN unit_price_number < 0 THEN 'unit_price: negative price ' || unit_price_raw
+            WHEN unit_price_rounded
+                THEN 'unit_price: ''' || unit_price_raw || ''' has more than 4 decimal places'
             WHEN unit_price IS NULL
                 THEN 'unit_price: ''' || unit_price_raw || ''' is too large (at most 14 digits before the decimal point)'
-            WHEN unit_price <> unit_price_written
-                THEN 'unit_price: ''' || unit_price_raw || ''' has more than 4 decimal places'
             WHEN amount IS NULL THEN 'quantity: quantity x unit_price is too large an amount'
             WHEN timestamp_raw IS NULL THEN 'timestamp: missing value'
             WHEN ts_value IS NULL OR NOT ({{ts_finite}})
