@@ -24,6 +24,7 @@ setup(
         "pyarrow==26.0.1",
         "numpy==2.4.6",
         "PyYAML==6.0.4",
+        "tzdata==2026.6",  # time zone names in sources files, checked whatever the OS has
         "tabulate==0.10.0",  # Markdown previews in asset metadata
         "click==8.5.1",
         "streamlit==1.67.0",

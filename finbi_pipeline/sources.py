@@ -8,6 +8,8 @@ a configuration change: nothing in the pipeline's code names a source.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -37,6 +39,28 @@ CANONICAL_INPUTS: dict[str, list[tuple[str, bool]]] = {
     ],
 }
 EPOCH_FORMATS = ("epoch_seconds", "epoch_millis")
+# strptime directives that DuckDB parses and sqlglot writes as Athena's date_parse.
+STRPTIME_DIRECTIVES = frozenset(
+    "Y y m -m d -d H -H I -I M S f p b B a A j %".split()  # noqa: SIM905 - a table
+)
+# The settings each part of a declaration may hold ("": the source itself); any other name
+# is a typo that would otherwise be ignored without a word.
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "": (
+        "kind",
+        "columns",
+        "csv",
+        "values",
+        "event_types",
+        "timestamp",
+        "integer_ids",
+        "plausible",
+    ),
+    "csv": ("delimiter", "quote", "header", "names", "encoding"),
+    "values": ("event_type",),
+    "timestamp": ("format", "timezone"),
+    "plausible": ("from", "days_ahead"),
+}
 ENCODINGS = ("utf-8", "latin-1", "utf-16")
 
 
@@ -95,16 +119,19 @@ def load_sources(path: str | Path | None = None) -> dict[str, SourceSpec]:
     return {name: _parse_source(path, name, entry or {}) for name, entry in entries.items()}
 
 
-def _parse_source(path: Path, name: str, entry: dict) -> SourceSpec:
+def _parse_source(path: Path, name, entry) -> SourceSpec:
     where = f"{path}: source '{name}'"
 
     def fail(message: str) -> SourceConfigError:
         return SourceConfigError(f"{where}: {message}")
 
+    if not isinstance(name, str):
+        raise fail(f"a source name must be text: write '{name}' in quotes")
     if not name.replace("_", "").replace("-", "").isalnum():
         raise fail("names may only hold letters, digits, '_' and '-'")
     if not isinstance(entry, dict):
         raise fail(f"expected a mapping of settings (kind, columns, ...), not {entry!r}")
+    _check_settings(entry, "", fail)
     kind = entry.get("kind")
     if kind not in CANONICAL_INPUTS:
         raise fail(f"kind must be 'interactions' or 'sales', not {kind!r}")
@@ -121,57 +148,133 @@ def _parse_source(path: Path, name: str, entry: dict) -> SourceSpec:
     if missing:
         raise fail(f"columns: required canonical column(s) {missing} are not mapped")
 
-    raw_csv = entry.get("csv") or {}
-    names = tuple(str(n) for n in raw_csv.get("names") or ())
-    header = bool(raw_csv.get("header", not names))
+    raw_csv = _section(entry, "csv", fail)
+    names = tuple(str(n) for n in _list(raw_csv, "names", "csv.names", fail))
+    header = raw_csv.get("header", not names)
+    if not isinstance(header, bool):
+        raise fail(f"csv.header must be true or false, not {header!r}")
     if not header and not names:
         raise fail("csv: a file without a header needs 'names' (its columns in order)")
     encoding = str(raw_csv.get("encoding", "utf-8")).lower()
     if encoding not in ENCODINGS:
         raise fail(f"csv.encoding must be one of {ENCODINGS}, not {encoding!r}")
     dialect = CsvDialect(
-        delimiter=str(raw_csv.get("delimiter", ",")),
-        quote=str(raw_csv.get("quote", '"')),
+        delimiter=_character(raw_csv, "delimiter", ",", fail),
+        quote=_character(raw_csv, "quote", '"', fail),
         header=header,
         names=names,
         encoding=encoding,
     )
+    if dialect.delimiter == dialect.quote:
+        raise fail(f"csv.delimiter and csv.quote must differ (both {dialect.quote!r})")
     if names:
         absent = sorted(set(columns.values()) - set(names))
         if absent:
             raise fail(f"columns map to {absent}, which are not in csv.names")
 
-    timestamp = entry.get("timestamp") or {}
+    timestamp = _section(entry, "timestamp", fail)
     ts_format = str(timestamp.get("format", "epoch_seconds"))
     if ts_format not in EPOCH_FORMATS and "%" not in ts_format:
         raise fail(f"timestamp.format must be {EPOCH_FORMATS} or a strptime pattern")
+    if ts_format not in EPOCH_FORMATS:
+        _check_strptime(ts_format, fail)
+    timezone = str(timestamp.get("timezone", "UTC"))
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise fail(
+            f"timestamp.timezone {timezone!r} is not a time zone name such as Europe/London"
+        ) from exc
 
-    values = (entry.get("values") or {}).get("event_type") or {}
-    event_types = entry.get("event_types")
-    integer_ids = tuple(entry.get("integer_ids") or ())
+    if kind == "sales" and ("values" in entry or "event_types" in entry):
+        raise fail("values and event_types apply to interactions sources only")
+    values = _section(_section(entry, "values", fail), "event_type", fail, "values.event_type")
+    for raw, mapped in values.items():
+        if not isinstance(raw, str) or not isinstance(mapped, str):
+            raise fail(
+                f"values.event_type: {raw!r}: {mapped!r} must map text to text; YAML reads 01 "
+                "as a number and on/off/yes/no as true/false, so quote such values"
+            )
+    event_types = _list(entry, "event_types", "event_types", fail) or None
+    integer_ids = tuple(_list(entry, "integer_ids", "integer_ids", fail))
     bad_ids = sorted(set(integer_ids) - {"user_id", "item_id", "order_id"})
     if bad_ids:
         raise fail(f"integer_ids may only name user_id, item_id, order_id; got {bad_ids}")
-    window = entry.get("plausible") or {}
-    try:
-        days_ahead = int(window.get("days_ahead", 1))
-    except (TypeError, ValueError) as exc:
-        raise fail(
-            f"plausible.days_ahead must be a whole number of days, not {window.get('days_ahead')!r}"
-        ) from exc
+    window = _section(entry, "plausible", fail)
+    days_ahead = window.get("days_ahead", 1)
+    if isinstance(days_ahead, bool) or not isinstance(days_ahead, int):
+        raise fail(f"plausible.days_ahead must be a whole number of days, not {days_ahead!r}")
+    if days_ahead < 0:
+        raise fail(f"plausible.days_ahead must be 0 or more, not {days_ahead}")
     return SourceSpec(
         name=name,
         kind=kind,
         columns=columns,
         csv=dialect,
-        event_type_values={str(k).strip().lower(): str(v).upper() for k, v in values.items()},
+        event_type_values={k.strip().lower(): v.upper() for k, v in values.items()},
         event_types=tuple(str(e).upper() for e in event_types) if event_types else None,
         timestamp_format=ts_format,
-        timezone=str(timestamp.get("timezone", "UTC")),
+        timezone=timezone,
         integer_ids=integer_ids,
         plausible_from=_as_date(window.get("from", "1990-01-01"), fail),
         plausible_days_ahead=days_ahead,
     )
+
+
+def _check_settings(mapping: dict, part: str, fail) -> None:
+    unknown = [str(key) for key in mapping if str(key) not in SETTINGS[part]]
+    if not unknown:
+        return
+    prefix = f"{part}: " if part else ""
+    homes = {key: home for home, keys in SETTINGS.items() if home for key in keys}
+    hints = [f"{key} belongs under {homes[key]}:" for key in unknown if key in homes]
+    raise fail(
+        f"{prefix}unknown setting(s) {unknown}; allowed: {', '.join(SETTINGS[part])}"
+        + (f" ({'; '.join(hints)})" if hints and not part else "")
+    )
+
+
+def _section(mapping: dict, key: str, fail, label: str | None = None) -> dict:
+    """The mapping under `key` ({} when absent), its setting names checked if it has some."""
+    value = mapping.get(key)
+    if value is None:
+        return {}
+    label = label or key
+    if not isinstance(value, dict):
+        raise fail(f"{label} must be a mapping, not {value!r}")
+    if key in SETTINGS:
+        _check_settings(value, key, fail)
+    return value
+
+
+def _list(mapping: dict, key: str, label: str, fail) -> list:
+    value = mapping.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise fail(f"{label} must be a list, e.g. [a, b], not {value!r}")
+    return value
+
+
+def _character(raw_csv: dict, key: str, default: str, fail) -> str:
+    value = raw_csv.get(key, default)
+    if not isinstance(value, str) or len(value) != 1 or value in "\r\n":
+        raise fail(f"csv.{key} must be one character (not a line break), not {value!r}")
+    return value
+
+
+def _check_strptime(pattern: str, fail) -> None:
+    for directive in re.findall(r"%(-?.?)", pattern):
+        if directive in ("z", "Z"):
+            raise fail(
+                f"timestamp.format: %{directive} (a UTC offset or zone in each value) is not "
+                "supported: declare the source's timestamp.timezone instead"
+            )
+        if directive not in STRPTIME_DIRECTIVES:
+            raise fail(
+                f"timestamp.format: %{directive} is not a directive FinBI can parse; allowed: "
+                + " ".join(f"%{d}" for d in sorted(STRPTIME_DIRECTIVES))
+            )
 
 
 def _as_date(value, fail) -> dt.date:

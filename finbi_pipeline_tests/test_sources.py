@@ -146,6 +146,88 @@ def test_a_full_declaration_loads(tmp_path):
             "must map canonical column names",
             id="columns-not-a-mapping",
         ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    csv: {delimeter: ';'}\n",
+            "csv",
+            "unknown setting(s) ['delimeter']; allowed: delimiter, quote, header, names",
+            id="typo-in-csv",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    timezone: Europe/London\n",
+            "unknown setting(s) ['timezone']",
+            "(timezone belongs under timestamp:)",
+            id="setting-at-the-wrong-level",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    timestamp: epoch_millis\n",
+            "timestamp",
+            "must be a mapping, not 'epoch_millis'",
+            id="timestamp-not-a-mapping",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    timestamp: {timezone: Europe/Londn}\n",
+            "timestamp.timezone",
+            "'Europe/Londn' is not a time zone name",
+            id="unknown-time-zone",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    timestamp: {format: '%Y-%m-%d %Q'}\n",
+            "timestamp.format",
+            "%Q is not a directive FinBI can parse",
+            id="unknown-strptime-directive",
+        ),
+        pytest.param(
+            "    kind: interactions\n"
+            + GOOD_COLUMNS
+            + "    timestamp: {format: '%Y-%m-%dT%H:%M:%S%z'}\n",
+            "timestamp.format",
+            "%z (a UTC offset or zone in each value) is not supported",
+            id="utc-offsets",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    csv: {delimiter: ';;'}\n",
+            "csv.delimiter",
+            "must be one character",
+            id="two-character-delimiter",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    csv: {delimiter: '\"'}\n",
+            "csv.delimiter and csv.quote must differ",
+            "",
+            id="delimiter-is-the-quote",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    csv: {header: 'false', names: [u]}\n",
+            "csv.header",
+            "must be true or false, not 'false'",
+            id="header-as-text",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    event_types: VIEW\n",
+            "event_types",
+            "must be a list, e.g. [a, b], not 'VIEW'",
+            id="event-types-not-a-list",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    values: {event_type: {01: VIEW}}\n",
+            "values.event_type",
+            "1: 'VIEW' must map text to text",
+            id="value-key-read-as-a-number",
+        ),
+        pytest.param(
+            "    kind: sales\n"
+            "    columns: {order_id: o, item_id: i, quantity: q, unit_price: p, timestamp: t}\n"
+            "    event_types: [VIEW]\n",
+            "values and event_types",
+            "apply to interactions sources only",
+            id="event-types-on-sales",
+        ),
+        pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    plausible: {days_ahead: -5}\n",
+            "plausible.days_ahead",
+            "must be 0 or more, not -5",
+            id="negative-days-ahead",
+        ),
     ],
 )
 def test_errors_name_file_source_and_field(tmp_path, settings, field, cause):
@@ -196,3 +278,21 @@ def test_bad_source_names_are_rejected(tmp_path):
     path = write(tmp_path, "sources:\n  'my shop':\n    kind: interactions\n" + GOOD_COLUMNS)
     with pytest.raises(SourceConfigError, match="source 'my shop': names may only hold"):
         load_sources(path)
+
+
+def test_a_source_name_yaml_reads_as_a_number_is_named(tmp_path):
+    path = write(tmp_path, "sources:\n  123:\n    kind: interactions\n" + GOOD_COLUMNS)
+    with pytest.raises(SourceConfigError, match="source '123': a source name must be text"):
+        load_sources(path)
+
+
+def test_day_first_dates_and_padding_free_directives_load(tmp_path):
+    path = write(
+        tmp_path,
+        shop(
+            "    kind: interactions\n"
+            + GOOD_COLUMNS
+            + "    timestamp: {format: '%-d/%-m/%Y %I:%M %p', timezone: America/New_York}\n"
+        ),
+    )
+    assert load_sources(path)["shop"].timestamp_format == "%-d/%-m/%Y %I:%M %p"
