@@ -38,7 +38,7 @@ def load(source_name: str, files: tuple[str, ...]) -> None:
     from finbi_pipeline.resources import resolved_resources
 
     with resolved_resources(defs(), "lake", "sources") as resources:
-        declared = resources.sources.load()
+        declared = _declared_sources(resources.sources)
         if source_name not in declared:
             raise click.UsageError(
                 f"unknown source {source_name!r}; declared: {', '.join(sorted(declared))}"
@@ -68,8 +68,12 @@ def run(log_level: str) -> None:
     when an asset or a blocking check fails.
     """
     from finbi_pipeline.runner import format_summary, run_pipeline
+    from finbi_pipeline.sources import SourceConfigError
 
-    summary = run_pipeline(log_level=log_level.upper())
+    try:
+        summary = run_pipeline(log_level=log_level.upper())
+    except SourceConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(format_summary(summary))
     sys.exit(0 if summary.success else 1)
 
@@ -134,6 +138,16 @@ def serve(host: str, port: int, dashboard_port: int) -> None:
     finally:
         server.stop(ui)
         _stop_group(dagster)
+
+
+def _declared_sources(sources) -> dict:
+    """The declared sources; a broken sources file is a one-line error, not a traceback."""
+    from finbi_pipeline.sources import SourceConfigError
+
+    try:
+        return sources.load()
+    except SourceConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _stop_group(process: subprocess.Popen, timeout: float = 20.0) -> None:

@@ -41,6 +41,23 @@ def test_load_refuses_an_unknown_source(cli, finbi_home):
     assert not (finbi_home / "lake").exists()
 
 
+@pytest.mark.parametrize("command", ["load", "run"])
+def test_a_broken_sources_file_is_one_clear_error(finbi_home, tmp_path, monkeypatch, command):
+    sources = tmp_path / "sources.yaml"
+    sources.write_text("sources:\n  shop:\n    kind: clicks\n")
+    monkeypatch.setenv("FINBI_SOURCES", str(sources))
+    args = (
+        ["load", "--source", "shop", str(SAMPLE / "sales.csv")] if command == "load" else [command]
+    )
+
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 1
+    assert result.output == (
+        f"Error: {sources}: source 'shop': kind must be 'interactions' or 'sales', not 'clicks'\n"
+    )
+
+
 def test_load_refuses_names_that_escape_or_hide(cli, tmp_path):
     hidden = tmp_path / ".sneaky.csv"
     hidden.write_text("user_id,item_id,event_type,timestamp\n")
