@@ -174,7 +174,8 @@ class LocalLake(Lake):
 
 
 def _walk_files(folder: str) -> Iterator[os.DirEntry]:
-    """Files below `folder`, skipping hidden names (in-flight temporaries)."""
+    """Files below `folder`, skipping hidden names (in-flight temporaries) and links to
+    folders (which may loop); a link to a file is a file."""
     try:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
@@ -184,7 +185,7 @@ def _walk_files(folder: str) -> Iterator[os.DirEntry]:
             continue
         if entry.is_dir(follow_symlinks=False):
             yield from _walk_files(entry.path)
-        else:
+        elif not entry.is_dir():
             yield entry
 
 
@@ -205,7 +206,10 @@ class _AtomicFile:
 
     def __enter__(self) -> Path:
         self.target.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=f".{self.target.name}.")
+        # A shortened prefix: the random suffix must not take a long name past the file
+        # system's 255 bytes.
+        prefix = f".{self.target.name[:100]}."
+        fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=prefix)
         os.close(fd)
         self.tmp = Path(name)
         return self.tmp

@@ -12,3 +12,27 @@ def test_keys_stay_inside_the_lake_folder(tmp_path):
     for key in ("../outside.csv", "raw/../../outside.csv", "/etc/passwd"):
         with pytest.raises(ValueError, match="escapes the lake folder"):
             lake.uri(key)
+
+
+def test_a_link_to_a_folder_is_no_object_and_a_link_to_a_file_is(tmp_path):
+    lake = LocalLake(home=str(tmp_path / "home"))
+    lake.write_bytes("raw/shop/a.csv", b"a")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "b.csv").write_bytes(b"bb")
+    folder = tmp_path / "home" / "lake" / "raw" / "shop"
+    (folder / "folder-link").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "file-link.csv").symlink_to(elsewhere / "b.csv")
+
+    listed = {obj.key: obj.size for obj in lake.list_objects("raw/shop/")}
+
+    assert listed == {"raw/shop/a.csv": 1, "raw/shop/file-link.csv": 2}
+
+
+def test_a_long_name_is_written(tmp_path):
+    lake = LocalLake(home=str(tmp_path))
+    key = "raw/shop/" + "n" * 246 + ".csv"  # 250 bytes: the file system's limit is 255
+
+    lake.write_bytes(key, b"data")
+
+    assert lake.read_bytes(key) == b"data"
