@@ -35,6 +35,7 @@ def main() -> None:
 def load(source_name: str, files: tuple[str, ...]) -> None:
     """Put FILES into the landing zone as raw/<SOURCE>/<file name>, as an S3 upload would."""
     from finbi_pipeline.definitions import defs
+    from finbi_pipeline.ingest import PATTERN_CHARACTERS
     from finbi_pipeline.resources import resolved_resources
 
     with resolved_resources(defs(), "lake", "sources") as resources:
@@ -48,6 +49,11 @@ def load(source_name: str, files: tuple[str, ...]) -> None:
             # Hidden names are the lake's in-flight temporaries; the sensor would not see them.
             if name.startswith(".") or "/" in name or "\\" in name:
                 raise click.UsageError(f"{file}: file names may not start with '.' or hold slashes")
+            if any(character in name for character in PATTERN_CHARACTERS):
+                raise click.UsageError(
+                    f"{file}: file names may not hold {', '.join(PATTERN_CHARACTERS)}: "
+                    "the local engine reads them as a file pattern"
+                )
             key = landing_prefix(source_name) + name
             obj = resources.lake.upload_file(Path(file), key)
             click.echo(f"loaded {file} -> {key} ({obj.size:,} bytes, version {obj.version})")

@@ -46,6 +46,8 @@ from finbi_pipeline.sql_templates import (
 from finbi_pipeline.uploads import Upload, list_uploads
 
 SNIFF_BYTES = 1 << 16
+# Characters DuckDB's readers take for a glob in a path, whatever the file is called.
+PATTERN_CHARACTERS = ("*", "?", "[")
 
 # Curated tables: columns in the files (the date partition column lives in the path).
 CURATED_COLUMNS: dict[str, dict[str, str]] = {
@@ -369,6 +371,11 @@ def _check_readable(
     """The file's header (None without one); UnreadableFile for an empty file, corrupt or
     truncated gzip data, an undecodable header or missing columns."""
     where = f"{upload.key}"
+    if any(character in upload.key for character in PATTERN_CHARACTERS):
+        raise UnreadableFile(
+            f"{where}: a name holding {' or '.join(map(repr, PATTERN_CHARACTERS))} is read as a "
+            "file pattern, which would read other files too: rename the file"
+        )
     if compression == "gzip":
         try:
             head = _Gunzip().feed(head)

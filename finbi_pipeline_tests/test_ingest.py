@@ -265,6 +265,17 @@ def test_a_good_upload_beside_an_unreadable_one_is_still_ingested(pipe):
     assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
 
 
+@pytest.mark.parametrize("name", ["x*.csv", "q?.csv", "[ab].csv"])
+def test_a_name_read_as_a_file_pattern_is_rejected_whole(pipe, name):
+    """DuckDB would read every file the pattern matches: rows of other uploads, or none."""
+    pipe.land("interactions", "xy.csv", IH + b"U9,I9,VIEW,1700000000\n")
+    pipe.land("interactions", "qq.csv", IH + b"U9,I9,VIEW,1700000000\n")
+    pipe.land("interactions", "a.csv", IH + b"U9,I9,VIEW,1700000000\n")
+    result = pipe.ingest("interactions", name, IH + b"U1,I1,VIEW,1700000000\n")
+    assert counts(result) == (1, 0, 0, 1)
+    assert_whole_file_rejected(result, "is read as a file pattern", "rename the file")
+
+
 def test_a_rejected_file_does_not_stop_other_uploads(pipe):
     pipe.ingest("interactions", "bad.csv", b"")
     good = pipe.ingest("interactions", "good.csv", IH + b"U1,I1,VIEW,1700000000\n")
