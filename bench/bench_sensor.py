@@ -32,6 +32,7 @@ from pathlib import Path
 import dagster as dg
 from common import Recorder, fmt_stats
 
+from finbi_pipeline.resources import lake as lake_module
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.resources.sources_resource import SourcesResource
 from finbi_pipeline.resources.upload_events import UploadEvents
@@ -42,6 +43,9 @@ ROW = b"user_id,item_id,event_type,timestamp\nu1,i1,VIEW,1744260000\n"
 
 
 def tick_times(keys: int, repeat: int, age_seconds: float) -> tuple[list[float], int]:
+    # The keys are written now, so their ctime is now; let them say they landed when their
+    # mtime says, as they would have had they been uploaded then.
+    lake_module._changed_ns = lambda stat: stat.st_mtime_ns
     with tempfile.TemporaryDirectory(dir="/tmp") as home:
         lake = LocalLake(home=home)
         folder = Path(home, "lake", "raw", "interactions")

@@ -2,9 +2,10 @@
 one run per batch.
 
 Without upload events (locally, and on AWS without a queue) it pages through each declared
-source's prefix (never the whole lake). The cursor is a high-water mark of object
-modification times; objects modified within `LOOKBACK_SECONDS` of it are looked at again,
-so two uploads in the same second, or a slow listing, are never missed.
+source's prefix (never the whole lake). The cursor is a high-water mark of the times objects
+were stored (a local file's is its latest mtime or ctime, so one moved in with an old mtime
+counts as new), never past now; objects stored within `LOOKBACK_SECONDS` of it are looked at
+again, so two uploads in the same second, or a slow listing, are never missed.
 
 With upload events (S3 notifications on SQS, `resources/upload_events.py`) a tick reads
 only the messages that arrived since the last one, so its cost does not grow with the
@@ -89,7 +90,8 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
                 for obj in lake.list_objects(prefix)
                 if obj.last_modified >= high_water - LOOKBACK_SECONDS
             ]
-        newest = max([high_water, *(obj.last_modified for obj in recent)])
+        # Never past now: one file dated in the future would hide every later upload.
+        newest = min(max([high_water, *(obj.last_modified for obj in recent)]), time.time())
         candidates = list(dict.fromkeys(Upload.from_object(obj).partition_key for obj in recent))
         known = _known(context.instance, candidates)
         new = [key for key in candidates if key not in known]

@@ -2,10 +2,12 @@
 
 import json
 import os
+import time
 
 import dagster as dg
 import pytest
 
+from finbi_pipeline.resources import lake as lake_module
 from finbi_pipeline.resources.lake import LocalLake
 from finbi_pipeline.resources.sources_resource import SourcesResource
 from finbi_pipeline.resources.upload_events import UploadEvents
@@ -114,7 +116,34 @@ def test_a_deleted_key_does_not_break_the_sensor(instance, lake):
     assert request.tags[RANGE_START_TAG] == request.tags[RANGE_END_TAG] == kept
 
 
-def test_old_objects_are_not_looked_up_again(instance, lake):
+def test_a_file_that_keeps_an_old_time_is_seen(instance, lake):
+    """`mv`, `cp -p`, tar and unzip land files dated long before the last tick."""
+    write(lake, "raw/interactions/a.csv", "x")
+    first = tick(instance, lake)  # the cursor's high-water mark is now
+    moved = write(lake, "raw/interactions/moved.csv", "y", mtime=1_700_000_000.0)
+
+    (request,) = tick(instance, lake, cursor=first.cursor).run_requests
+
+    assert request.tags[RANGE_START_TAG] == moved
+
+
+def test_a_file_dated_in_the_future_does_not_hide_later_ones(instance, lake):
+    ahead = write(lake, "raw/interactions/ahead.csv", "x", mtime=time.time() + 86_400)
+    first = tick(instance, lake)
+    later = write(lake, "raw/interactions/later.csv", "y")
+
+    second = tick(instance, lake, cursor=first.cursor)
+
+    assert first.run_requests[0].tags[RANGE_START_TAG] == ahead
+    assert json.loads(first.cursor)["high_water"] <= time.time()
+    (request,) = second.run_requests
+    assert request.tags[RANGE_START_TAG] == later
+
+
+def test_old_objects_are_not_looked_up_again(instance, lake, monkeypatch):
+    # Files written now cannot be made to have landed long ago (their ctime is now):
+    # let them say they landed when their mtime says.
+    monkeypatch.setattr(lake_module, "_changed_ns", lambda stat: stat.st_mtime_ns)
     old = 1_700_000_000.0
     for n in range(50):
         write(lake, f"raw/interactions/old-{n:02}.csv", "x", mtime=old)

@@ -25,7 +25,7 @@ class LakeObject:
     key: str
     version: str
     size: int
-    last_modified: float  # epoch seconds
+    last_modified: float  # epoch seconds: when it was last stored or replaced
 
 
 class Lake(dg.ConfigurableResource, ABC):
@@ -194,8 +194,18 @@ def _object(key: str, stat: os.stat_result) -> LakeObject:
         key=key,
         version=f"{stat.st_mtime_ns:x}-{stat.st_size:x}",
         size=stat.st_size,
-        last_modified=stat.st_mtime_ns / 1e9,
+        last_modified=_changed_ns(stat) / 1e9,
     )
+
+
+def _changed_ns(stat: os.stat_result) -> int:
+    """When a file last changed here, as S3's LastModified says when an object was stored.
+
+    Not its mtime alone: a move, or a copy that keeps times (`cp -p`, `rsync -a`, tar,
+    unzip), lands a file with an old mtime, which the sensor's high-water mark would pass
+    over. Its ctime is set to now by any of those and by every write, and nothing sets it
+    back."""
+    return max(stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 class _AtomicFile:
