@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import dagster as dg
 
-from finbi_pipeline.uploads import landing_prefix
+from finbi_pipeline.uploads import is_upload, landing_prefix
 
 # Beta/preview notices about Dagster's own APIs are for developers, not for this CLI's users.
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -49,6 +49,11 @@ def load(source_name: str, files: tuple[str, ...]) -> None:
             # Hidden names are the lake's in-flight temporaries; the sensor would not see them.
             if name.startswith(".") or "/" in name or "\\" in name:
                 raise click.UsageError(f"{file}: file names may not start with '.' or hold slashes")
+            if not is_upload(name):
+                raise click.UsageError(
+                    f"{file}: a name like this is taken for a temporary file (~ first or last, "
+                    ".part, .tmp, .crdownload, .swp) and would be ignored: rename the file"
+                )
             if any(character in name for character in PATTERN_CHARACTERS):
                 raise click.UsageError(
                     f"{file}: file names may not hold {', '.join(PATTERN_CHARACTERS)}: "

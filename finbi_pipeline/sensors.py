@@ -26,7 +26,7 @@ from finbi_pipeline.jobs import ingest_job
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.resources.sources_resource import SourcesResource
 from finbi_pipeline.resources.upload_events import UploadEvents
-from finbi_pipeline.uploads import Upload, landing_prefix, uploads_partitions
+from finbi_pipeline.uploads import Upload, is_upload, landing_prefix, uploads_partitions
 
 LOOKBACK_SECONDS = 300.0
 FULL_LISTING_SECONDS = 3600.0
@@ -92,7 +92,9 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
             ]
         # Never past now: one file dated in the future would hide every later upload.
         newest = min(max([high_water, *(obj.last_modified for obj in recent)]), time.time())
-        candidates = list(dict.fromkeys(Upload.from_object(obj).partition_key for obj in recent))
+        candidates = list(
+            dict.fromkeys(Upload.from_object(o).partition_key for o in recent if is_upload(o.key))
+        )
         known = _known(context.instance, candidates)
         new = [key for key in candidates if key not in known]
         cursor = json.dumps({"high_water": newest, "listed_at": listed_at})

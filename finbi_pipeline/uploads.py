@@ -57,8 +57,21 @@ class Upload:
         return f"{readable}-{hashlib.sha1(self.key.encode()).hexdigest()[:10]}"
 
 
+# File names that are no uploads: hidden ones, and those editors and unfinished copies
+# leave behind (`~$report.csv`, `x.csv~`, `x.csv.part`, `x.csv.tmp`, `x.csv.crdownload`).
+# A file copied in by hand under such a name and renamed when complete is seen once, whole.
+_TEMPORARY_NAME = re.compile(
+    r"^[.~]|~$|\.(part|partial|tmp|temp|crdownload|download|swp)$", re.IGNORECASE
+)
+
+
 def landing_prefix(source: str) -> str:
     return f"{RAW_PREFIX}{source}/"
+
+
+def is_upload(key: str) -> bool:
+    """Whether an object in the landing zone is an upload, not a temporary file."""
+    return not _TEMPORARY_NAME.search(key.rsplit("/", 1)[-1])
 
 
 def list_uploads(lake: Lake, sources: list[str]) -> list[Upload]:
@@ -67,4 +80,5 @@ def list_uploads(lake: Lake, sources: list[str]) -> list[Upload]:
         Upload.from_object(obj)
         for source in sorted(sources)
         for obj in lake.list_objects(landing_prefix(source))
+        if is_upload(obj.key)
     ]

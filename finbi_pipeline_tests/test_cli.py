@@ -58,6 +58,14 @@ def test_a_broken_sources_file_is_one_clear_error(finbi_home, tmp_path, monkeypa
     )
 
 
+def test_load_refuses_names_of_temporary_files(tmp_path):
+    partial = tmp_path / "day.csv.part"
+    partial.write_text("user_id,item_id,event_type,timestamp\n")
+    result = CliRunner().invoke(main, ["load", "--source", "interactions", str(partial)])
+    assert result.exit_code == 2
+    assert "is taken for a temporary file" in result.output
+
+
 def test_load_refuses_names_read_as_a_file_pattern(tmp_path):
     star = tmp_path / "x*.csv"
     star.write_text("user_id,item_id,event_type,timestamp\n")

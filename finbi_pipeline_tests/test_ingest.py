@@ -653,6 +653,14 @@ def test_overwritten_key_with_an_unreadable_file_drops_its_old_rows(pipe):
     assert pipe.curated("interactions") == []
 
 
+def test_a_header_only_reupload_retracts_what_the_key_gave(pipe):
+    """How to take an upload back: deleting the raw file leaves its rows (README)."""
+    pipe.ingest("interactions", "daily.csv", IH + b"U1,I1,VIEW,1700000000\n", mtime_ns=10**9)
+    emptied = pipe.ingest("interactions", "daily.csv", IH, mtime_ns=2 * 10**9)
+    assert counts(emptied) == (0, 0, 0, 0)
+    assert pipe.curated("interactions") == []
+
+
 def test_overwritten_key_still_dedups_against_other_keys(pipe):
     pipe.ingest("interactions", "other.csv", IH + b"U9,I9,VIEW,1700000009\n")
     pipe.ingest("interactions", "daily.csv", IH + b"U1,I1,VIEW,1700000000\n", mtime_ns=10**9)

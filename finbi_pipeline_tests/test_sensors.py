@@ -69,6 +69,18 @@ def test_first_tick_requests_one_run_for_the_batch(instance, lake):
     assert json.loads(result.cursor)["high_water"] > 0
 
 
+def test_temporary_files_are_no_uploads_until_renamed(instance, lake):
+    for name in ("~$open.csv", "copying.csv.part", "x.csv.tmp", "x.csv~", "get.csv.crdownload"):
+        write(lake, f"raw/interactions/{name}", "partial")
+    first = tick(instance, lake)
+    lake.move("raw/interactions/copying.csv.part", "raw/interactions/copying.csv")
+
+    (request,) = tick(instance, lake, cursor=first.cursor).run_requests
+
+    assert not first.run_requests
+    assert request.tags[RANGE_START_TAG].startswith("raw/interactions/copying.csv@")
+
+
 def test_nothing_new_skips_and_never_requests_a_version_twice(instance, lake):
     write(lake, "raw/interactions/a.csv", "x")
     first = tick(instance, lake)
