@@ -76,6 +76,7 @@ def queries() -> list[tuple[str, str, str]]:
         "interactions": "finbi.interactions",
         "sales": "finbi.sales",
         "sales_orders": "build.sales_orders",
+        "ingest_log": "finbi.ingest_log",
         "scratch": "scratch",
         "build": "build",
         "version": 0,
