@@ -96,6 +96,33 @@ def test_a_failed_build_leaves_the_last_good_extract(warehouse, finbi_home):
     refresh(warehouse, finbi_home)
 
 
+class _RunsOutOfMemoryOnce:
+    """The warehouse connection, except that the first staging statement on more than one
+    thread runs out of memory, as DuckDB's parallel aggregate sometimes does at 100M."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con, self.failed = con, False
+
+    def execute(self, sql: str):
+        threads = self.con.execute("SELECT current_setting('threads')").fetchone()[0]
+        if sql.startswith("CREATE TABLE finbi_serving_scratch.user_event_totals") and threads > 1:
+            self.failed = True
+            raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate block")
+        return self.con.execute(sql)
+
+
+def test_a_staging_statement_out_of_memory_runs_again_on_one_thread(warehouse, finbi_home):
+    warehouse.execute("SET threads = 2")
+    flaky = _RunsOutOfMemoryOnce(warehouse)
+
+    build_serving_extract(flaky, finbi_home / "dashboard")
+
+    assert flaky.failed
+    assert warehouse.execute("SELECT current_setting('threads')").fetchone()[0] == 2
+    con = queries.reader(queries.open_extract(serving_path(finbi_home)))
+    assert queries.user_options(con) == ["u1", "u2", "u3", "o'brien"]
+
+
 def test_an_upload_merged_during_the_build_keeps_the_last_extract(
     warehouse, finbi_home, monkeypatch
 ):
