@@ -24,6 +24,7 @@ user's rows themselves (they are few).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import uuid
@@ -42,6 +43,8 @@ from finbi_pipeline.upload_counts import (
     upload_row_counts,
     uploads_values,
 )
+
+_log = logging.getLogger(__name__)
 
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
@@ -671,7 +674,8 @@ def _execute_within_memory(warehouse: duckdb.DuckDBPyConnection, sql: str) -> No
     """
     try:
         warehouse.execute(sql)
-    except duckdb.OutOfMemoryException:
+    except duckdb.OutOfMemoryException as exc:
+        _log.warning("%s; running the statement again on one thread", exc.args[0][:120])
         (threads,) = warehouse.execute("SELECT current_setting('threads')").fetchone()
         warehouse.execute("SET threads = 1")
         try:

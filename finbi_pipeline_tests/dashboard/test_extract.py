@@ -111,13 +111,14 @@ class _RunsOutOfMemoryOnce:
         return self.con.execute(sql)
 
 
-def test_a_staging_statement_out_of_memory_runs_again_on_one_thread(warehouse, finbi_home):
+def test_a_staging_statement_out_of_memory_runs_again_on_one_thread(warehouse, finbi_home, caplog):
     warehouse.execute("SET threads = 2")
     flaky = _RunsOutOfMemoryOnce(warehouse)
 
     build_serving_extract(flaky, finbi_home / "dashboard")
 
     assert flaky.failed
+    assert "running the statement again on one thread" in caplog.text
     assert warehouse.execute("SELECT current_setting('threads')").fetchone()[0] == 2
     con = queries.reader(queries.open_extract(serving_path(finbi_home)))
     assert queries.user_options(con) == ["u1", "u2", "u3", "o'brien"]
