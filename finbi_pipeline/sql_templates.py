@@ -114,7 +114,7 @@ def validation_sql(source: SourceSpec, raw_records: str, now: dt.datetime) -> st
     fragments = {
         "raw_records": raw_records,
         "delimiter": source.csv.delimiter.replace("'", "''"),
-        "quote": source.csv.quote.replace("'", "''"),
+        "quote_field": _quote_field(source),
         "window_text": f"[{low:%Y-%m-%d}, {high:%Y-%m-%d %H:%M})",
         **_timestamp_fragments(source, low, high),
     }
@@ -151,6 +151,19 @@ def curation_sql(kind: str, staged: str, existing: str, members: str) -> str:
     uploads' own keys.
     """
     return render(f"curate_{kind}", staged=staged, existing=existing, members=members)
+
+
+def _quote_field(source: SourceSpec) -> str:
+    """A lambda writing a text field as the source's dialect would: in quotes (doubled
+    inside) when it holds the delimiter, the quote or a line break."""
+    delimiter = source.csv.delimiter.replace("'", "''")
+    quote = source.csv.quote.replace("'", "''")
+    return (
+        f"field -> CASE WHEN strpos(field, '{delimiter}') > 0 OR strpos(field, '{quote}') > 0"
+        " OR strpos(field, chr(10)) > 0 OR strpos(field, chr(13)) > 0"
+        f" THEN '{quote}' || replace(field, '{quote}', '{quote}{quote}') || '{quote}'"
+        " ELSE field END"
+    )
 
 
 def _text_column(source: SourceSpec, canonical: str) -> str:

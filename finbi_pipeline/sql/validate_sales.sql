@@ -101,12 +101,7 @@ SELECT
                         COALESCE(timestamp_raw, ''),
                         COALESCE(country, '')
                     ],
-                    field -> CASE
-                        WHEN strpos(field, '{{delimiter}}') > 0 OR strpos(field, '{{quote}}') > 0
-                            OR strpos(field, chr(10)) > 0 OR strpos(field, chr(13)) > 0
-                            THEN '{{quote}}' || replace(field, '{{quote}}', '{{quote}}{{quote}}') || '{{quote}}'
-                        ELSE field
-                    END
+                    {{quote_field}}
                 ),
                 '{{delimiter}}'
             )
