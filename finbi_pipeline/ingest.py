@@ -374,7 +374,7 @@ def _check_readable(
     if any(character in upload.key for character in PATTERN_CHARACTERS):
         raise UnreadableFile(
             f"{where}: a name holding {' or '.join(map(repr, PATTERN_CHARACTERS))} is read as a "
-            "file pattern, which would read other files too: rename the file"
+            "file pattern by the local engine, which would read other files too: rename the file"
         )
     if compression == "gzip":
         try:
@@ -388,11 +388,6 @@ def _check_readable(
     if not source.csv.header:
         return None
     first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
-    if b"\r" in first_line:
-        raise UnreadableFile(
-            f"{where}: line 1 holds a carriage return (CR) that ends no CRLF line: the file "
-            "may have classic Mac (CR-only) line endings; save it with LF or CRLF line endings"
-        )
     encoding = "utf-8-sig" if source.csv.encoding == "utf-8" else source.csv.encoding
     try:
         text = codecs.decode(first_line, encoding)
@@ -401,6 +396,12 @@ def _check_readable(
             f"{where}: line 1, column {exc.start + 1}: the header is not valid "
             f"{source.csv.encoding} (byte 0x{first_line[exc.start]:02x})"
         ) from exc
+    # Decoded first: in UTF-16 a CRLF's CR is followed by a zero byte, not the LF.
+    if "\r" in text.rstrip("\r"):
+        raise UnreadableFile(
+            f"{where}: line 1 holds a carriage return (CR) that ends no CRLF line: the file "
+            "may have classic Mac (CR-only) line endings; save it with LF or CRLF line endings"
+        )
     if not text.strip():
         raise UnreadableFile(f"{where}: line 1 is empty: the header must be the first line")
     try:

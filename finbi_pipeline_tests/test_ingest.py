@@ -322,6 +322,23 @@ def test_crlf_line_endings(pipe):
     ]
 
 
+UTF16_TABS = """
+sources:
+  excel:
+    kind: interactions
+    columns: {user_id: user_id, item_id: item_id, event_type: event_type, timestamp: timestamp}
+    csv: {delimiter: "\\t", encoding: utf-16}
+"""
+
+
+def test_utf16_with_crlf_line_endings_as_excel_saves_unicode_text(pipe, tmp_path):
+    pipe.sources = write_sources(tmp_path, UTF16_TABS)
+    text = "user_id\titem_id\tevent_type\ttimestamp\r\nU1\tI1\tVIEW\t1700000000\r\n"
+    result = pipe.ingest("excel", "export.txt", text.encode("utf-16"))
+    assert counts(result) == (1, 1, 0, 0)
+    assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
 def test_non_utf8_bytes_in_a_row_quarantine_that_row_only(pipe):
     data = IH + b"U1,I1,VIEW,1700000000\nU\xff2,I2,VIEW,1700000001\nU3,I3,VIEW,1700000002\n"
     result = pipe.ingest("interactions", "latin_row.csv", data)
@@ -532,6 +549,26 @@ def test_a_quarantined_record_reads_back_as_a_line_of_the_file(pipe):
     assert result.quarantine.iloc[0]["raw_record"] == (
         'O1,C1,"Mug, ""large""",1,"1,234.50",2024-01-02 10:00:00,UK'
     )
+
+
+def test_optional_header_names_match_whatever_their_case(pipe):
+    """As DuckDB binds them: a `User_ID` column is `user_id`, not an absent one (NULL)."""
+    data = b"order_id,User_ID,item_id,quantity,unit_price,timestamp,Country\n"
+    data += b"O1,C1,I1,2,10.5,2024-01-02 10:00:00,GB\n"
+    result = pipe.ingest("sales", "shouting.csv", data)
+    assert counts(result) == (1, 1, 0, 0)
+    (row,) = pipe.curated("sales")
+    assert (row[0], row[1], row[7]) == ("O1", "C1", "GB")
+
+
+def test_prices_only_in_the_notation_both_engines_read(pipe):
+    when = "2024-01-02 10:00:00"
+    data = SH + f"O1,C1,I1,1,1.1234_5,{when},UK\nO2,C1,I1,1,1_000,{when},UK\n".encode()
+    result = pipe.ingest("sales", "underscores.csv", data)
+    assert [reason for _, _, reason in rejects(result)] == [
+        "unit_price: '1.1234_5' is not a number",
+        "unit_price: '1_000' is not a number",
+    ]
 
 
 def test_a_price_is_never_rounded_to_fit(pipe):

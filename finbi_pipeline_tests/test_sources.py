@@ -171,6 +171,12 @@ def test_a_full_declaration_loads(tmp_path):
             id="unknown-time-zone",
         ),
         pytest.param(
+            "    kind: interactions\n" + GOOD_COLUMNS + "    timestamp: {timezone: America}\n",
+            "timestamp.timezone",
+            "'America' is not a time zone name",
+            id="a-time-zone-folder",
+        ),
+        pytest.param(
             "    kind: interactions\n" + GOOD_COLUMNS + "    timestamp: {format: '%Y-%m-%d %Q'}\n",
             "timestamp.format",
             "%Q is not a directive FinBI can parse",
@@ -296,3 +302,11 @@ def test_day_first_dates_and_padding_free_directives_load(tmp_path):
         ),
     )
     assert load_sources(path)["shop"].timestamp_format == "%-d/%-m/%Y %I:%M %p"
+
+
+def test_utc_may_be_written_in_any_case(tmp_path):
+    path = write(
+        tmp_path,
+        shop("    kind: interactions\n" + GOOD_COLUMNS + "    timestamp: {timezone: utc}\n"),
+    )
+    assert load_sources(path)["shop"].timezone == "utc"

@@ -326,10 +326,14 @@ class AthenaSession(EngineSession):
         table = self._scratch_name("csv", "\n".join(uris))
         folder = self.lake.uri(keys[0].rsplit("/", 1)[0] + "/")
         self._create_scratch(csv_table_input(table, folder, len(file_columns), source.csv))
-        # An optional column the file does not have reads as NULL.
+        # Names match whatever their case, as DuckDB binds them; an optional column the file
+        # does not have reads as NULL.
+        position: dict[str, int] = {}
+        for index, column in enumerate(file_columns):
+            position.setdefault(column.lower(), index)
         select = ", ".join(
-            f'"c{file_columns.index(file_column)}" AS "{canonical}"'
-            if file_column in file_columns
+            f'"c{position[file_column.lower()]}" AS "{canonical}"'
+            if file_column.lower() in position
             else f'CAST(NULL AS VARCHAR) AS "{canonical}"'
             for canonical, file_column in source.columns.items()
         )

@@ -463,10 +463,11 @@ def _csv_options(source: SourceSpec, compression: str | None, header: list[str] 
 
 def _canonical_select(source: SourceSpec, header: list[str] | None) -> str:
     """The file's columns under their canonical names; an optional column the file does not
-    have (its `header`) reads as NULL."""
+    have (its `header`, whose names DuckDB binds whatever their case) reads as NULL."""
+    present = None if header is None else {name.lower() for name in header}
     return ", ".join(
         f"{_identifier(file_column)} AS {_identifier(canonical)}"
-        if header is None or file_column in header
+        if present is None or file_column.lower() in present
         else f"CAST(NULL AS VARCHAR) AS {_identifier(canonical)}"
         for canonical, file_column in source.columns.items()
     )

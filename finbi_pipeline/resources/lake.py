@@ -218,7 +218,7 @@ class _AtomicFile:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         # A shortened prefix: the random suffix must not take a long name past the file
         # system's 255 bytes.
-        prefix = f".{self.target.name[:100]}."
+        prefix = f".{self.target.name.encode()[:100].decode(errors='ignore')}."
         fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=prefix)
         os.close(fd)
         self.tmp = Path(name)

@@ -85,6 +85,10 @@ class S3Lake(Lake):
             params["Range"] = f"bytes=0-{max_bytes - 1}"
         return self.client.get_object(**params)["Body"].read()
 
+    def iter_bytes(self, key: str, chunk_size: int = 1 << 22) -> Iterator[bytes]:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        yield from body.iter_chunks(chunk_size)
+
     def read_range(self, key: str, suffix_bytes: int) -> bytes:
         """The last `suffix_bytes` of an object (a Parquet footer, say)."""
         response = self.client.get_object(

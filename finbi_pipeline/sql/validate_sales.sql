@@ -51,7 +51,11 @@ checked AS (
             WHEN quantity IS NULL THEN 'quantity: ''' || quantity_raw || ''' is not an integer'
             WHEN quantity = 0 THEN 'quantity: zero quantity'
             WHEN unit_price_raw IS NULL THEN 'unit_price: missing value'
-            WHEN unit_price_number IS NULL OR NOT (unit_price_number - unit_price_number = 0)
+            -- A number as both engines write one (DuckDB alone also reads '1_000', Athena
+            -- alone '1.5d'), and finite.
+            WHEN NOT regexp_like(unit_price_raw, '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$')
+                OR unit_price_number IS NULL
+                OR NOT (unit_price_number - unit_price_number = 0)
                 THEN 'unit_price: ''' || unit_price_raw || ''' is not a number'
             WHEN unit_price_number < 0 THEN 'unit_price: negative price ' || unit_price_raw
             WHEN unit_price_rounded

@@ -36,3 +36,12 @@ def test_a_long_name_is_written(tmp_path):
     lake.write_bytes(key, b"data")
 
     assert lake.read_bytes(key) == b"data"
+
+
+def test_a_long_name_in_a_script_of_three_bytes_a_character_is_written(tmp_path):
+    lake = LocalLake(home=str(tmp_path))
+    key = "raw/shop/" + "日" * 83 + ".csv"  # 253 bytes
+
+    lake.write_bytes(key, b"data")
+
+    assert lake.read_bytes(key) == b"data"

@@ -41,6 +41,15 @@ def test_write_is_whole_and_reads_can_be_ranged(lake):
     assert lake.read_range("staging/s/x.json", 2) == b"1}"
 
 
+def test_an_object_is_read_in_chunks(lake):
+    data = bytes(range(256)) * 20_000  # 5 MB
+    lake.write_bytes("raw/shop/big.csv", data)
+
+    chunks = list(lake.iter_bytes("raw/shop/big.csv", chunk_size=1 << 20))
+
+    assert len(chunks) == 5 and b"".join(chunks) == data
+
+
 def test_move_replaces_the_target_and_removes_the_source(lake, tmp_path):
     source = tmp_path / "f.parquet"
     source.write_bytes(b"new")
