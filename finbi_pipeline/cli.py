@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -38,8 +40,8 @@ def load(source_name: str, files: tuple[str, ...]) -> None:
     from finbi_pipeline.ingest import PATTERN_CHARACTERS
     from finbi_pipeline.resources import resolved_resources
 
-    with resolved_resources(defs(), "lake", "sources") as resources:
-        declared = _declared_sources(resources.sources)
+    with resolved_resources(defs(), "lake", "sources") as resources, _config_errors():
+        declared = resources.sources.load()
         if source_name not in declared:
             raise click.UsageError(
                 f"unknown source {source_name!r}; declared: {', '.join(sorted(declared))}"
@@ -79,12 +81,9 @@ def run(log_level: str) -> None:
     when an asset or a blocking check fails.
     """
     from finbi_pipeline.runner import format_summary, run_pipeline
-    from finbi_pipeline.sources import SourceConfigError
 
-    try:
+    with _config_errors():
         summary = run_pipeline(log_level=log_level.upper())
-    except SourceConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
     click.echo(format_summary(summary))
     sys.exit(0 if summary.success else 1)
 
@@ -151,12 +150,13 @@ def serve(host: str, port: int, dashboard_port: int) -> None:
         _stop_group(dagster)
 
 
-def _declared_sources(sources) -> dict:
-    """The declared sources; a broken sources file is a one-line error, not a traceback."""
+@contextmanager
+def _config_errors() -> Iterator[None]:
+    """A broken sources file as a one-line error, not a traceback."""
     from finbi_pipeline.sources import SourceConfigError
 
     try:
-        return sources.load()
+        yield
     except SourceConfigError as exc:
         raise click.ClickException(str(exc)) from exc
 
