@@ -80,7 +80,8 @@ def queries() -> list[tuple[str, str, str]]:
         "scratch": "scratch",
         "build": "build",
         "version": 0,
-        "user_bucket": "0",
+        "user_key": "0",
+        "user_id_if_keys_collide": "NULL",
         "event_type_type": "VARCHAR",
         "source_type": "VARCHAR",
         # The build's own facts (`extract_info`): literals, which read nothing.

@@ -12,14 +12,17 @@ So:
   (`os.replace` swaps the directory entry; a reader that has the old file open keeps
   reading the old inode until it lets go);
 * chart queries touch tables whose size depends on days x types x sources or on
-  orders/items, not on the raw event count, except the per-user tables, which are
-  clustered by `user_bucket` (a hash of `user_id`, see `USER_BUCKET`) so that DuckDB's
-  zone maps reduce a user lookup to a row group or two.
+  orders/items, not on the raw event count, except the per-user tables, which are sorted
+  by `user_key` (a 64-bit hash of `user_id`, see `USER_KEY`) so that DuckDB's zone maps
+  reduce a user lookup to the row group or two holding that user's rows.
 
-Clustering by a small integer bucket instead of sorting by `user_id` (and then time, type,
-item) keeps the build cheap: the sort key is two bytes instead of four columns, and at 100M
-events the sort spills within the warehouse connection's memory limit. Queries order a
-user's rows themselves (they are few).
+Sorting by an integer key instead of by `user_id` (and then time, type, item) keeps the
+build cheap: the sort key is eight bytes instead of four columns, and at 100M events the
+sort spills within the warehouse connection's memory limit. `user_events`, a copy of every
+event, does not even store `user_id` (writing that string column was a third of its
+cost): the key alone says whose an event is, as long as no two users share a key, which
+the build checks (`_user_keys_collide`). Queries order a user's rows themselves (they are
+few).
 """
 
 from __future__ import annotations
@@ -49,22 +52,19 @@ _log = logging.getLogger(__name__)
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
 # failing on an extract written by an older version.
-EXTRACT_VERSION = 4
+EXTRACT_VERSION = 5
 # A refresh builds the extract from scratch once the rows added incrementally since the
 # last full build exceed this share of it: appended rows sit in row groups of their own,
 # outside the per-user clustering, and a user lookup reads a little more with each append.
 FULL_BUILD_AFTER = 0.25
 
-# How the per-user tables (`user_events`, `sales_orders`, `sales_lines`) are clustered: by
-# `user_bucket`, this expression of `user_id`. A user's rows then share one bucket, which
-# spans one or two row groups, and a query that filters on `user_bucket` as well as on
-# `user_id` lets DuckDB's zone maps skip every other row group. Queries build the same
-# expression over the bound user id (`queries.py`). DuckDB's `hash` is only stable within a
-# DuckDB version; the extract is rebuilt by the pipeline and read by the same installation.
-# 1,024 buckets: about 10k events each at 10M events, 100k (a row group) at 100M.
-USER_BUCKETS = 1024
-# `{0}` is the user id expression; NULL (a guest) has no bucket.
-USER_BUCKET = f"CASE WHEN {{0}} IS NOT NULL THEN (hash({{0}}) % {USER_BUCKETS})::USMALLINT END"
+# How the per-user tables (`user_events`, `sales_orders`, `sales_lines`) are sorted: by
+# `user_key`, this expression of `user_id`. A query that filters on `user_key` lets DuckDB's
+# zone maps skip every row group but the user's own; queries build the same expression over
+# the bound user id (`queries.py`). DuckDB's `hash` is only stable within a DuckDB version;
+# the extract is rebuilt by the pipeline and read by the same installation.
+# `{0}` is the user id expression; NULL (a guest) has no key.
+USER_KEY = "CASE WHEN {0} IS NOT NULL THEN hash({0}) END"
 
 # The alias under which the extract under construction is attached to the warehouse.
 _BUILD_ALIAS = "finbi_serving_build"
@@ -145,22 +145,6 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         keys=("event_date", "source", "item_id"),
     ),
     ServingTable(
-        # Every event, clustered by user bucket: the user filter and the user's timeline.
-        # event_type and source are ENUMs of the values in events_daily (see `_enum_of`):
-        # one byte instead of a string halves what the clustering sort moves and spills.
-        "user_events",
-        """
-        SELECT {user_bucket} AS user_bucket,
-               user_id, event_time, event_date,
-               event_type::{event_type_type} AS event_type,
-               item_id,
-               source::{source_type} AS source
-        FROM {interactions}
-        ORDER BY user_bucket
-        """,
-        APPEND,
-    ),
-    ServingTable(
         # One row per order x day x source (x user, x country): the smallest table on which
         # "orders = distinct order_id with a positive line" stays exact for any filter.
         # order_rows (how many rows the order has here, nearly always 1) lets queries count
@@ -168,7 +152,7 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         "sales_orders",
         """
         SELECT *, count(*) OVER (PARTITION BY order_id)::BIGINT AS order_rows,
-               {user_bucket} AS user_bucket
+               {user_key} AS user_key
         FROM (
             SELECT
                 order_id,
@@ -187,7 +171,7 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             FROM {sales}
             GROUP BY order_id, user_id, sale_date, source, country
         )
-        ORDER BY user_bucket NULLS LAST
+        ORDER BY user_key NULLS LAST
         """,
         RECOMPUTE,
         keys=("order_id",),
@@ -211,24 +195,26 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
         keys=("sale_date", "source", "item_id"),
     ),
     ServingTable(
-        # Sales lines of known customers, clustered by user bucket: a chosen user's items.
+        # Sales lines of known customers, sorted by user key: a chosen user's items.
         # Guest lines (user_id NULL) cannot be chosen, so they are left out.
         "sales_lines",
         """
-        SELECT {user_bucket} AS user_bucket,
+        SELECT {user_key} AS user_key,
                user_id, order_id, item_id, quantity, unit_price, amount,
                sale_time, sale_date, country, source
         FROM {sales}
         WHERE user_id IS NOT NULL
-        ORDER BY user_bucket
+        ORDER BY user_key
         """,
         APPEND,
     ),
     ServingTable(
-        # Every known user with all-time totals, most active first: the user picker's
-        # options and the drill-down's profile. As one statement (an aggregate over every
-        # event, one over orders, a full join and a sort, all holding memory at once) it ran
-        # out of the warehouse connection's 1 GB at 100M events, hence the staging tables.
+        # Every known user with all-time totals, sorted by user key: the user picker's
+        # options, the drill-down's profile, and which ids `user_events` can be asked for
+        # (queries.py: an id no user has could share a key). As one statement (an aggregate
+        # over every event, one over orders, a full join and a sort, all holding memory at
+        # once) it ran out of the warehouse connection's 1 GB at 100M events, hence the
+        # staging tables.
         "users",
         """
         SELECT
@@ -241,10 +227,11 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             events.last_event_time,
             coalesce(orders.orders, 0) AS orders,
             coalesce(orders.gross_revenue, 0) AS gross_revenue,
-            coalesce(orders.returns_value, 0) AS returns_value
+            coalesce(orders.returns_value, 0) AS returns_value,
+            {user_key} AS user_key
         FROM {scratch}.user_event_totals AS events
         FULL OUTER JOIN {scratch}.user_order_totals AS orders USING (user_id)
-        ORDER BY events DESC, orders DESC, user_id
+        ORDER BY user_key
         """,
         RECOMPUTE,
         keys=("user_id",),
@@ -299,6 +286,25 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
                 """,
             ),
         ),
+    ),
+    ServingTable(
+        # Every event, sorted by user key: the user filter and the user's timeline. Built
+        # after `users`, which says whether two users share a key: only then does it store
+        # `user_id` too (`_user_keys_collide`); else that column is NULL, which costs nothing.
+        # event_type and source are ENUMs of the values in events_daily (see `_enum_of`):
+        # one byte instead of a string halves what the sort moves and spills.
+        "user_events",
+        """
+        SELECT {user_key} AS user_key,
+               {user_id_if_keys_collide} AS user_id,
+               event_time, event_date,
+               event_type::{event_type_type} AS event_type,
+               item_id,
+               source::{source_type} AS source
+        FROM {interactions}
+        ORDER BY user_key
+        """,
+        APPEND,
     ),
     ServingTable(
         # One row per upload: small by nature, copied for the data panel, with whether it is
@@ -543,6 +549,9 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
     ).fetchone()
     if unseen:
         return _Plan("full", "new event types or sources")
+    # The stored user_events tell users apart by key alone unless keys collided already.
+    if _user_keys_collide(warehouse, delta) and not _user_keys_collide(warehouse):
+        return _Plan("full", "a new user shares a user key with another: user ids are stored")
     return plan
 
 
@@ -645,20 +654,23 @@ def _render(
             f"CREATE TABLE {_SCRATCH_ALIAS}.{name} AS "
             + _render(warehouse, staging_query, relations),
         )
-    enums = {}
+    built = {}  # placeholders that depend on tables built earlier
     if "{event_type_type}" in query:
-        enums = {
+        built = {
             f"{column}_type": _enum_of(warehouse, "events_daily", column)
             for column in ("event_type", "source")
         }
+    if "{user_id_if_keys_collide}" in query:
+        collide = _user_keys_collide(warehouse)
+        built["user_id_if_keys_collide"] = "user_id" if collide else "CAST(NULL AS VARCHAR)"
     return query.format(
         build=_BUILD_ALIAS,
         scratch=_SCRATCH_ALIAS,
         version=EXTRACT_VERSION,
-        user_bucket=USER_BUCKET.format("user_id"),
+        user_key=USER_KEY.format("user_id"),
         ingest_log=f"({to_duckdb(render('ingest_log_current', ingest_log='finbi.ingest_log'))})",
         **relations,
-        **enums,
+        **built,
         **(facts or {}),
     )
 
@@ -682,6 +694,24 @@ def _execute_within_memory(warehouse: duckdb.DuckDBPyConnection, sql: str) -> No
             warehouse.execute(sql)
         finally:
             warehouse.execute(f"SET threads = {int(threads)}")
+
+
+def _user_keys_collide(warehouse: duckdb.DuckDBPyConnection, new_events: str = "") -> bool:
+    """Whether two users with events share a `user_key`, so that `user_events` must store
+    `user_id` to tell their events apart: among the users of the extract under
+    construction, and those of the relation `new_events` when given.
+
+    With 64-bit keys that takes about five billion users for even odds, but a wrong answer
+    is never acceptable; the check reads the `users` table, not every event.
+    """
+    users = f"SELECT user_id FROM {_BUILD_ALIAS}.users WHERE events > 0"
+    if new_events:
+        users += f" UNION ALL SELECT user_id FROM {new_events}"
+    (collide,) = warehouse.execute(
+        f"SELECT count(DISTINCT user_id) <> count(DISTINCT {USER_KEY.format('user_id')}) "
+        f"FROM ({users})"
+    ).fetchone()
+    return bool(collide)
 
 
 def _drop_staging(warehouse: duckdb.DuckDBPyConnection, table: ServingTable) -> None:

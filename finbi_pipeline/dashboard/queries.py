@@ -5,7 +5,7 @@ from fixed fragments in this module (which table to read, which predicates apply
 
 Two paths answer each question, with identical results:
 * no user chosen: the pre-aggregated tables (`events_daily`, `sales_orders`, ...);
-* a user chosen: that user's rows from the tables clustered by `user_bucket` (see
+* a user chosen: that user's rows from the tables sorted by `user_key` (see
   `USER_MATCH`).
 
 KPI definitions follow the project's DESIGN.md: conversion_rate = purchases / views (None without
@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from finbi_pipeline.dashboard.extract import USER_BUCKET
+from finbi_pipeline.dashboard.extract import USER_KEY
 
 KPI_EVENT_TYPES = ("VIEW", "ADD_TO_CART", "PURCHASE")
 # Orders among the selected `sales_orders` rows: distinct order_id with a positive line.
@@ -40,15 +40,20 @@ GRAINS = ("day", "week", "month")
 # The alias the extract is attached under in a reader connection.
 SERVING_ALIAS = "serving"
 # The chosen user's rows in a per-user table (`user_events`, `sales_orders`, `sales_lines`).
-# The bucket predicate is what makes it fast: it folds to a constant, and DuckDB's zone maps
-# on the clustered `user_bucket` column skip every row group of other buckets.
-USER_MATCH = f"user_bucket = {USER_BUCKET.format('$user_id::VARCHAR')} AND user_id = $user_id"
+# The key predicate is what makes it fast: it folds to a constant, and DuckDB's zone maps on
+# the sorted `user_key` column skip every row group of other users. `user_events.user_id` is
+# NULL unless two users share a key (extract.py), so it is compared only where stored.
+USER_MATCH = (
+    f"user_key = {USER_KEY.format('$user_id::VARCHAR')} AND coalesce(user_id = $user_id, true)"
+)
 # `user_events` with event_type and source back as VARCHAR (the extract stores them as
-# ENUMs): comparisons with any string, and plain strings in the DataFrames.
-USER_EVENTS = """(
-    SELECT user_bucket, user_id, event_time, event_date, event_type::VARCHAR AS event_type,
+# ENUMs): comparisons with any string, and plain strings in the DataFrames. Only for a
+# known user: keys are unique among them, but an id typed in could share one.
+USER_EVENTS = f"""(
+    SELECT user_key, user_id, event_time, event_date, event_type::VARCHAR AS event_type,
            item_id, source::VARCHAR AS source
-    FROM user_events)"""
+    FROM user_events
+    WHERE EXISTS (SELECT 1 FROM users WHERE {USER_MATCH}))"""
 
 
 # --------------------------------------------------------------------------- connections
@@ -304,7 +309,7 @@ def top_items_by_revenue(
         relation = "item_sales_daily"
     else:
         relation = """(
-            SELECT user_bucket, user_id, sale_date, source, item_id,
+            SELECT user_key, user_id, sale_date, source, item_id,
                    CASE WHEN quantity > 0 THEN quantity ELSE 0 END AS units,
                    CASE WHEN quantity > 0 THEN amount ELSE 0 END AS gross_revenue,
                    CASE WHEN quantity < 0 THEN -amount ELSE 0 END AS returns_value
@@ -335,7 +340,7 @@ def top_items_by_purchases(
     else:
         where.add(USER_MATCH, user_id=f.user_id)
         relation = f"""(
-            SELECT user_bucket, user_id, event_date, source, item_id, 1 AS purchases
+            SELECT user_key, user_id, event_date, source, item_id, 1 AS purchases
             FROM {USER_EVENTS} WHERE event_type = 'PURCHASE')"""
     return con.execute(
         f"""
@@ -403,7 +408,9 @@ def daily_table(con: duckdb.DuckDBPyConnection, f: Filters) -> pd.DataFrame:
 def user_profile(con: duckdb.DuckDBPyConnection, user_id: str) -> dict | None:
     """All-time totals of one user, or None if the extract does not know them."""
     return _one_row(
-        con.execute("SELECT * FROM users WHERE user_id = $user_id", {"user_id": user_id})
+        con.execute(
+            f"SELECT * EXCLUDE (user_key) FROM users WHERE {USER_MATCH}", {"user_id": user_id}
+        )
     )
 
 
