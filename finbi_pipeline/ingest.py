@@ -561,51 +561,30 @@ def _write_quarantine(
     physical lines the CSV reader skipped as empty.
     """
     header_lines = int(source.csv.header)
-    # A record's physical line is where it starts among the lines of parsed records
-    # (`record_no`), plus the header, plus the lines of the unparsable records before it,
-    # plus the blank lines before it. `good_before` is how many lines of parsed records
-    # precede a reject (whose line, from the reader, counts blank lines); `span` its lines.
-    shifts, reject_lines = [], 0
-    for r in parser_rejects:
-        span = r.raw_line.count("\n") + 1
-        blank_before = bisect_left(blank_lines, r.line)
-        shifts.append((r.line - blank_before - header_lines - 1 - reject_lines, span))
-        reject_lines += span
-    shift_rows = (
-        " UNION ALL ".join(f"SELECT {good} AS good_before, {span} AS span" for good, span in shifts)
-        or "SELECT CAST(NULL AS BIGINT) AS good_before, CAST(NULL AS BIGINT) AS span WHERE FALSE"
-    )
-    # Counted without blank lines, a record is on line n; the i-th blank line (1-based) has
-    # `blank - i` other lines before it, so the blank lines before the record are those
-    # with fewer than n.
-    blanks_before = "0"
-    if blank_lines:
-        others = ", ".join(str(line - i) for i, line in enumerate(blank_lines, 1))
-        blanks_before = (
-            f"(SELECT CAST(COUNT(*) AS BIGINT) FROM UNNEST(ARRAY[{others}]) AS blank(others) "
-            "WHERE blank.others < line_without_blanks)"
-        )
     value_sql = f"""
-        WITH shifts AS ({shift_rows}),
-        rejected AS (
-            SELECT
-                *,
-                record_no + {header_lines}
-                    + (SELECT CAST(COALESCE(SUM(span), 0) AS BIGINT) FROM shifts
-                       WHERE good_before < record_no) AS line_without_blanks
-            FROM {validated} AS validated
-            WHERE reject_reason IS NOT NULL
-        )
         SELECT
             {literal(upload.upload_id)} AS upload_id,
             {literal(source.name)} AS source,
             {literal(upload.key)} AS object_key,
-            line_without_blanks + {blanks_before} AS line_number,
+            record_no + {header_lines} AS line_number,
             reject_column AS column_name,
             reject_reason AS reason,
             raw_values AS raw_record
-        FROM rejected
+        FROM {validated} AS validated
+        WHERE reject_reason IS NOT NULL
     """
+    key = quarantine_key(upload)
+    stats = session.write_parquet(value_sql, lake.uri(key))
+    if not (parser_rejects or blank_lines):
+        return stats.rows  # each record is on the line after the one before it
+    import pyarrow.parquet as pq  # here: only files with such lines need pyarrow
+
+    # Through the lake, not a URI: on S3 that is the project's client and retries.
+    value_rejects = pq.read_table(io.BytesIO(lake.read_bytes(key)))
+    column = value_rejects.schema.get_field_index("line_number")
+    numbered = value_rejects.column(column).to_numpy() - header_lines
+    lines = _physical_lines(numbered, header_lines, parser_rejects, blank_lines)
+    value_rejects = value_rejects.set_column(column, "line_number", [lines])
     rows = [
         {
             "upload_id": upload.upload_id,
@@ -618,26 +597,52 @@ def _write_quarantine(
         }
         for r in parser_rejects
     ]
-    stats = session.write_parquet(value_sql, lake.uri(quarantine_key(upload)))
-    if rows:
-        import pyarrow.parquet as pq  # here: only files with rejected records need pyarrow
-
-        # Through the lake, not a URI: on S3 that is the project's client and retries.
-        existing = pq.read_table(io.BytesIO(lake.read_bytes(quarantine_key(upload)))).to_pylist()
-        _write_small_parquet(lake, quarantine_key(upload), existing + rows)
+    _write_small_parquet(lake, key, rows, value_rejects)
     return stats.rows
 
 
-def _write_small_parquet(lake: Lake, key: str, rows: list[dict]) -> None:
-    """A quarantine file of `rows`, whole-file rejects (no line number) first."""
+def _physical_lines(
+    record_no, header_lines: int, parser_rejects: list[ParserReject], blank_lines: list[int]
+):
+    """The physical lines of records numbered `record_no` (a NumPy array) among the parsed
+    records: plus the header, the lines of the unparsable records before them and the blank
+    lines before them. Binary searches over both (sorted) lists: n log m, not n x m.
+    """
+    import numpy as np
+
+    # How many parsed records precede each unparsable one (whose line, from the reader,
+    # counts blank lines), and how many lines it spans.
+    good_before, spans, reject_lines = [], [0], 0
+    for r in parser_rejects:
+        span = r.raw_line.count("\n") + 1
+        good_before.append(
+            r.line - bisect_left(blank_lines, r.line) - header_lines - 1 - reject_lines
+        )
+        spans.append(span)
+        reject_lines += span
+    lines_before = np.cumsum(spans)[np.searchsorted(good_before, record_no, side="left")]
+    without_blanks = record_no + header_lines + lines_before
+    # Counted without blank lines, a record is on line n; the i-th blank line (1-based) has
+    # `blank - i` other lines before it, so the blank lines before the record are those
+    # with fewer than n.
+    others = [line - i for i, line in enumerate(blank_lines, 1)]
+    return without_blanks + np.searchsorted(others, without_blanks, side="left")
+
+
+def _write_small_parquet(lake: Lake, key: str, rows: list[dict], more=None) -> None:
+    """A quarantine file of `rows` (and the rows of the Arrow table `more`), whole-file
+    rejects (no line number) first, then by line."""
     import pyarrow as pa  # here: only rejected files need pyarrow (40 MiB, 0.1 s to load)
     import pyarrow.parquet as pq
 
     types = {"VARCHAR": pa.string(), "BIGINT": pa.int64()}
     schema = pa.schema([(name, types[kind]) for name, kind in QUARANTINE_COLUMNS.items()])
-    rows = sorted(rows, key=lambda r: (r["line_number"] is not None, r["line_number"] or 0))
+    table = pa.Table.from_pylist(rows, schema=schema)
+    if more is not None:
+        table = pa.concat_tables([table, more.select(schema.names).cast(schema)])
+    table = table.sort_by([("line_number", "ascending", "at_start")])
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buffer)
+    pq.write_table(table, buffer)
     lake.write_bytes(key, buffer.getvalue())
 
 

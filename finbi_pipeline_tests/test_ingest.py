@@ -1085,3 +1085,30 @@ def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeyp
         "twice.csv",
     ]
     assert not list((tmp_path / "together").rglob(".tmp-*"))
+
+
+def test_lines_stay_right_after_several_unparsable_multi_line_records_and_blank_lines(pipe):
+    lines = [
+        IH.rstrip(b"\n"),  # 1
+        b"U1,I1,VIEW,1700000000",  # 2
+        b'U2,"I',  # 3: too few fields, over lines 3-4
+        b'2",VIEW',  # 4
+        b"U3,I3,BAD,1700000000",  # 5: value reject
+        b"",  # 6
+        b'U4,I4,VIEW,1700000000,"x',  # 7: too many fields, over lines 7-8
+        b'y"',  # 8
+        b"U5,I5,VIEW,abc",  # 9: value reject
+        b"",  # 10
+        b"",  # 11
+        b"U6,I6,CLICK,1700000000",  # 12: value reject
+        b"U7,I7,VIEW,1700000001",  # 13
+    ]
+    result = pipe.ingest("interactions", "spans.csv", b"\n".join(lines) + b"\n")
+    assert counts(result) == (7, 2, 0, 5)
+    assert [(line, column) for line, column, _ in rejects(result)] == [
+        (3, "timestamp"),  # the missing field
+        (5, "event_type"),
+        (7, None),
+        (9, "timestamp"),
+        (12, "event_type"),
+    ]
