@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
+from finbi_pipeline.csv_quotes import QuotedFields
 from finbi_pipeline.resources.engine import (
     EngineSession,
     ParserReject,
@@ -384,7 +385,7 @@ def _check_readable(
         _check_gzip_complete(lake, upload)
     if not head.removeprefix(codecs.BOM_UTF8).strip():
         raise UnreadableFile(f"{where}: empty file (no header and no rows)")
-    _check_line_endings(where, head, source.csv.quote)
+    _check_line_endings(where, head, source.csv.quote, source.csv.delimiter)
     if not source.csv.header:
         return None
     first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
@@ -422,7 +423,7 @@ def _check_readable(
     return header
 
 
-def _check_line_endings(where: str, head: bytes, quote: str) -> None:
+def _check_line_endings(where: str, head: bytes, quote: str, delimiter: str) -> None:
     """CSV readers cannot split a file whose records end in both LF and CRLF.
 
     Only line ends outside quoted fields count: a quoted field may hold a bare LF.
@@ -430,20 +431,25 @@ def _check_line_endings(where: str, head: bytes, quote: str) -> None:
     if b"\r" not in head:  # the usual case, decided without a walk through every byte
         return
     first_end = {}  # ends with CR? -> first physical line that ends that way
-    in_quotes, line = False, 1
-    quote_byte = quote.encode()[0]
-    for index, byte in enumerate(head):
-        if byte == quote_byte:
-            in_quotes = not in_quotes
-        elif byte == 0x0A:
-            if not in_quotes:
-                first_end.setdefault(index > 0 and head[index - 1] == 0x0D, line)
-            line += 1
+    lines, counted_to = 1, 0
+    for start, stop in QuotedFields(quote, delimiter).unquoted(head):
+        for index in _positions(head, b"\n", start, stop):
+            lines += head.count(b"\n", counted_to, index)
+            counted_to = index
+            first_end.setdefault(index > 0 and head[index - 1] == 0x0D, lines)
     if len(first_end) == 2:
         raise UnreadableFile(
             f"{where}: mixed line endings: line {first_end[False]} ends with LF, line "
             f"{first_end[True]} with CRLF; save the file with one kind of line ending"
         )
+
+
+def _positions(data: bytes, needle: bytes, start: int, stop: int) -> Iterator[int]:
+    """Where `needle` occurs in data[start:stop]."""
+    at = data.find(needle, start, stop)
+    while at >= 0:
+        yield at
+        at = data.find(needle, at + 1, stop)
 
 
 def _delimiter_hint(header_text: str, source: SourceSpec) -> str:

@@ -8,8 +8,10 @@ reason) and the curated rows.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import gzip
+import io
 import json
 import os
 import random
@@ -406,7 +408,69 @@ def test_blank_lines_are_found_across_chunk_boundaries():
     expected = [2, 4, 8, 9, 11]  # not 6: inside the quoted field
     for size in range(1, len(data) + 1):
         chunks = [data[i : i + size] for i in range(0, len(data), size)]
-        assert engine_module._blank_lines(chunks, '"') == expected, size
+        assert engine_module._blank_lines(lambda chunks=chunks: chunks, '"', ",") == expected, size
+
+
+def test_blank_lines_ignore_stray_quotes_in_unquoted_fields():
+    # 42" and I"1 are text (the quote does not start a field); "a""b" is one quoted field.
+    data = b'h\n42",x\n\nI"1,y\n\n"a""b\n\nc",z\n\n'
+    assert engine_module._blank_lines(lambda: [data], '"', ",") == [3, 5, 9]
+    assert engine_module._blank_lines(lambda: [b'h;"a;b"\n\nc;d"\n\n'], '"', ";") == [2, 4]
+
+
+def test_a_stray_quote_does_not_make_a_crlf_file_look_like_mixed_line_endings(pipe):
+    # Counting quotes, 42" opened a field, and the LF inside the quoted field after it
+    # looked like a line end: the whole file was rejected.
+    data = IH.replace(b"\n", b"\r\n") + b'U1,42",VIEW,1700000000\r\nU2,"I\n2",VIEW,1700000001\r\n'
+    result = pipe.ingest("interactions", "stray.csv", data)
+    assert result.report.status == "ingested"
+    assert counts(result) == (2, 2, 0, 0)
+
+
+# Lines of the random files below: (kind, text with {u} for the user id). "stray" quotes
+# sit inside unquoted fields; "ml" records have newlines inside quoted fields.
+RANDOM_LINES = [
+    ("ok", "{u},I,VIEW,1700000000"),
+    ("blank", ""),
+    ("few", "{u},I,VIEW"),
+    ("many", "{u},I,VIEW,1700000000,x"),
+    ("bad value", "{u},I,VIEW,abc"),
+    ("ml ok", '{u},"I\n1",VIEW,1700000000'),
+    ("ml few", '{u},"I\n1",VIEW'),
+    ("ml bad value", '{u},"I\n1",BAD,1700000000'),
+    ("ml blank inside", '{u},"I\n\n1",VIEW,1700000000'),
+    ("stray", '{u},I"1,VIEW,1700000000'),
+    ("stray at the end", '{u},42",VIEW,1700000000'),
+    ("doubled quotes", '{u},"I ""1"", 2",VIEW,1700000000'),
+    ("ml doubled quotes", '{u},"I ""1""\n2",VIEW,1700000000'),
+]
+
+
+def _lines_of_rejects_by_pythons_csv(text: str) -> list[int]:
+    """Where Python's csv module, an independent reader, finds each record that a pipeline
+    must quarantine (wrong field count, or a value the interactions source refuses)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    next(reader)
+    lines, previous_end = [], reader.line_num
+    for row in reader:
+        start, previous_end = previous_end + 1, reader.line_num
+        if row and (len(row) != 4 or row[2] != "VIEW" or not row[3].isdigit()):
+            lines.append(start)
+    return lines
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"], ids=["LF", "CRLF"])
+def test_quarantine_lines_agree_with_pythons_csv_module_on_random_files(pipe, newline):
+    """Blank lines, newlines inside quoted fields (of accepted and of unparsable records)
+    and stray quotes, mixed at random: every line number agrees with Python's reader."""
+    rng = random.Random(20261201)
+    for n in range(25):
+        records = [rng.choice(RANDOM_LINES)[1].format(u=f"U{i}") for i in range(12)]
+        text = newline.join(["user_id,item_id,event_type,timestamp", *records]) + newline
+        result = pipe.ingest("interactions", f"random{n}.csv", text.encode())
+        assert [line for line, _, _ in rejects(result)] == _lines_of_rejects_by_pythons_csv(text), (
+            text
+        )
 
 
 def test_quoted_newline_in_an_unparsable_record_and_in_an_ignored_column(pipe):

@@ -12,16 +12,18 @@ import os
 import re
 import time
 from abc import ABC, abstractmethod
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from finbi_pipeline.athena_scan import estimate_scan
+from finbi_pipeline.csv_quotes import QuotedFields
 from finbi_pipeline.sources import SourceSpec
 from finbi_pipeline.sql_templates import literal, to_duckdb
 from finbi_pipeline.table_refresh import FULL, Update, refresh_table
@@ -366,34 +368,41 @@ class DuckDBSession(EngineSession):
             first.setdefault(int(row[0]), row)
         if not first:
             return []
-        # DuckDB's `line` counts records; a physical line also counts the newlines inside
-        # quoted fields of the records before. Accepted records holding some are rare: find
-        # them in a second, lenient read (rejected ones show theirs in `csv_line`).
+        # Accepted records with newlines inside quoted fields are rare: find them in a
+        # second, lenient read (rejected ones show theirs in `csv_line`).
         uri, options = self._csv
         lenient = {**options, "store_rejects": False, "ignore_errors": True}
         multiline = self.con.execute(
             f"SELECT rn, newlines FROM (SELECT row_number() OVER () AS rn, {_NEWLINES} AS "
             f"newlines FROM {_read_csv(uri, lenient)}) WHERE newlines > 0 ORDER BY rn"
         ).fetchall()
-        header = int(options["header"])
-        # DuckDB's `line` also counts the empty lines it skipped; the lenient read does not.
-        blank_lines = self.blank_lines()
-        rejects, rejected_newlines = [], 0
-        for rank, (line, column, kind, message, raw) in enumerate(first.values()):
-            accepted_before = line - bisect_left(blank_lines, line) - header - 1 - rank
-            newlines = rejected_newlines + sum(n for rn, n in multiline if rn <= accepted_before)
-            raw = (raw or "").strip("\r\n")  # after a CRLF, DuckDB starts it with "\n"
-            rejects.append(ParserReject(line + newlines, column, _parser_cause(kind, message), raw))
-            rejected_newlines += raw.count("\n")
-        return rejects
+        # DuckDB starts `csv_line` with the blank lines before the record.
+        records = [
+            (line, column, kind, message, (raw or "").strip("\r\n"))
+            for line, column, kind, message, raw in first.values()
+        ]
+        lines = _physical_lines(
+            [line for line, *_ in records],
+            [raw.count("\n") for *_, raw in records],
+            int(options["header"]),
+            multiline,
+            self.blank_lines(),
+        )
+        return [
+            ParserReject(physical, column, _parser_cause(kind, message), raw)
+            for physical, (_, column, kind, message, raw) in zip(lines, records, strict=True)
+        ]
 
     def blank_lines(self) -> list[int]:
         if self._blank_lines is None:  # read once per registered CSV
             uri, options = self._csv
             opener = gzip.open if options["compression"] == "gzip" else open
-            with opener(uri, "rb") as handle:
-                chunks = iter(lambda: handle.read(1 << 22), b"")
-                self._blank_lines = _blank_lines(chunks, options["quote"])
+
+            def chunks() -> Iterator[bytes]:
+                with opener(uri, "rb") as handle:
+                    yield from iter(lambda: handle.read(1 << 22), b"")
+
+            self._blank_lines = _blank_lines(chunks, options["quote"], options["delim"])
         return self._blank_lines
 
     def parquet_relation(
@@ -525,30 +534,85 @@ def _duck_literal(value) -> str:
     return literal(str(value))
 
 
-def _blank_lines(chunks: Iterable[bytes], quote: str) -> list[int]:
-    """The physical lines of a CSV (its bytes in chunks) that are empty and outside quoted
-    fields, in order."""
-    quote_byte = quote.encode()
+def _physical_lines(
+    lines: list[int],
+    newlines: list[int],
+    header: int,
+    multiline: list[tuple[int, int]],
+    blank_lines: list[int],
+) -> list[int]:
+    """The physical lines of the records DuckDB's CSV reader rejected, in file order.
+
+    DuckDB's `line` counts the header, the records and the empty lines it skipped, but not
+    the newlines inside quoted fields. `newlines` are those of each rejected record,
+    `multiline` (rank among accepted records, newlines) those of the accepted records that
+    hold any, `blank_lines` the physical empty lines.
+    """
+    ranks = [rank for rank, _ in multiline]
+    within = [0, *accumulate(n for _, n in multiline)]  # newlines in the first i of them
+    physical_lines, rejected_newlines = [], 0
+    for rank, (line, own_newlines) in enumerate(zip(lines, newlines, strict=True)):
+        # `line` gives how many accepted records and blank lines precede the record
+        # together; the split is right where the blank lines before the physical line it
+        # implies make up the rest. That sum only grows with the accepted count: bisect it.
+        before = line - header - 1 - rank
+        low, high = max(0, before - len(blank_lines)), before
+        while low < high:
+            middle = (low + high) // 2
+            physical = line + rejected_newlines + within[bisect_right(ranks, middle)]
+            if middle + bisect_left(blank_lines, physical) < before:
+                low = middle + 1
+            else:
+                high = middle
+        physical_lines.append(line + rejected_newlines + within[bisect_right(ranks, low)])
+        rejected_newlines += own_newlines
+    return physical_lines
+
+
+def _blank_lines(chunks: Callable[[], Iterable[bytes]], quote: str, delimiter: str) -> list[int]:
+    """The physical lines of a CSV (its bytes, in the chunks `chunks()` returns) that are
+    empty and outside quoted fields, in order.
+
+    The walk through quoted fields costs about a microsecond for each unquoted field
+    between them, so a file whose empty lines all come after its last record (they shift no
+    record's line) is not walked.
+    """
+    if not _has_blank_line_before_content(chunks()):
+        return []
+    quoted = QuotedFields(quote, delimiter, skip_line_ends=True)
     blanks: list[int] = []
-    lines = quotes = 0  # line ends and quote characters before `at` in the current block
+    lines = 0  # line ends before the current block
     pending = b""
-    for chunk in chunks:
+    for chunk in chunks():
         data = pending + chunk
         end = data.rfind(b"\n") + 1  # whole lines only: a block starts at a line start
         block, pending = data[:end], data[end:]
-        starts = [match.end() for match in _LINE_BEFORE_BLANK.finditer(block)]
-        if block.startswith((b"\n", b"\r\n")):
-            starts.insert(0, 0)
-        at = 0
-        for start in starts:
-            lines += block.count(b"\n", at, start)
-            quotes += block.count(quote_byte, at, start)
-            at = start
-            if quotes % 2 == 0:  # an odd count: the line is inside a quoted field
-                blanks.append(lines + 1)
-        lines += block.count(b"\n", at)
-        quotes += block.count(quote_byte, at)
+        counted, at = 0, 0  # line ends in block[:at]
+        for start, stop in quoted.unquoted(block):
+            starts = [match.end() for match in _LINE_BEFORE_BLANK.finditer(block, start, stop)]
+            if start == 0 and block.startswith((b"\n", b"\r\n")):
+                starts.insert(0, 0)
+            for line_start in starts:
+                counted += block.count(b"\n", at, line_start)
+                at = line_start
+                blanks.append(lines + counted + 1)
+        lines += block.count(b"\n")
     return blanks
+
+
+def _has_blank_line_before_content(chunks: Iterable[bytes]) -> bool:
+    """Whether an empty line (quoted or not) comes before a byte that ends no line."""
+    blank_seen, tail = False, b""
+    for chunk in chunks:
+        data = tail + chunk
+        if blank_seen and data.strip(b"\r\n"):
+            return True
+        blank = _LINE_BEFORE_BLANK.search(data)
+        if blank and data[blank.end() :].strip(b"\r\n"):
+            return True
+        blank_seen = blank_seen or blank is not None
+        tail = data[-2:]
+    return False
 
 
 # A line end followed by an empty line (LF or CRLF).
