@@ -589,7 +589,7 @@ def _write_quarantine(
     value_rejects = pq.read_table(io.BytesIO(lake.read_bytes(key)))
     column = value_rejects.schema.get_field_index("line_number")
     numbered = value_rejects.column(column).to_numpy() - header_lines
-    lines = _physical_lines(numbered, header_lines, parser_rejects, blank_lines)
+    lines = _value_reject_lines(numbered, header_lines, parser_rejects, blank_lines)
     value_rejects = value_rejects.set_column(column, "line_number", [lines])
     rows = [
         {
@@ -607,17 +607,18 @@ def _write_quarantine(
     return stats.rows
 
 
-def _physical_lines(
+def _value_reject_lines(
     record_no, header_lines: int, parser_rejects: list[ParserReject], blank_lines: list[int]
 ):
-    """The physical lines of records numbered `record_no` (a NumPy array) among the parsed
-    records: plus the header, the lines of the unparsable records before them and the blank
-    lines before them. Binary searches over both (sorted) lists: n log m, not n x m.
+    """The physical lines of the rejected records at `record_no` (a NumPy array) among the
+    lines of parsed records: plus the header, the lines of the unparsable records before
+    them and the blank lines before them. Binary searches over both (sorted) lists: n log m
+    where a subquery per record was n x m.
     """
     import numpy as np
 
-    # How many parsed records precede each unparsable one (whose line, from the reader,
-    # counts blank lines), and how many lines it spans.
+    # How many lines of parsed records precede each unparsable one (whose line, from the
+    # reader, counts blank lines), and how many lines it spans.
     good_before, spans, reject_lines = [], [0], 0
     for r in parser_rejects:
         span = r.raw_line.count("\n") + 1

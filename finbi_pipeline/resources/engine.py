@@ -381,7 +381,7 @@ class DuckDBSession(EngineSession):
             (line, column, kind, message, (raw or "").strip("\r\n"))
             for line, column, kind, message, raw in first.values()
         ]
-        lines = _physical_lines(
+        lines = _parser_reject_lines(
             [line for line, *_ in records],
             [raw.count("\n") for *_, raw in records],
             int(options["header"]),
@@ -534,7 +534,7 @@ def _duck_literal(value) -> str:
     return literal(str(value))
 
 
-def _physical_lines(
+def _parser_reject_lines(
     lines: list[int],
     newlines: list[int],
     header: int,
