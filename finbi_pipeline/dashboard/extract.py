@@ -550,7 +550,8 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
     if unseen:
         return _Plan("full", "new event types or sources")
     # The stored user_events tell users apart by key alone unless keys collided already.
-    if _user_keys_collide(warehouse, delta) and not _user_keys_collide(warehouse):
+    new_events = plan.new_uploads["interactions"]
+    if new_events and _user_keys_collide(warehouse, delta) and not _user_keys_collide(warehouse):
         return _Plan("full", "a new user shares a user key with another: user ids are stored")
     return plan
 
