@@ -69,7 +69,7 @@ def analytics_column_bytes(home: Path, scratch: Path) -> dict[str, dict[str, int
 
 def queries() -> list[tuple[str, str, str]]:
     found = [(f"analytics/{t}", sql_file(t), "athena") for t in ANALYTICS_TABLES]
-    from finbi_pipeline.dashboard.extract import SERVING_TABLES
+    from finbi_pipeline.dashboard.extract import SERVING_TABLES, USER_KEY
 
     # A full build's queries, with the placeholders the warehouse does not fill.
     names = {
@@ -80,8 +80,8 @@ def queries() -> list[tuple[str, str, str]]:
         "scratch": "scratch",
         "build": "build",
         "version": 0,
-        "user_key": "0",
-        "user_id_if_keys_collide": "NULL",
+        "user_key": USER_KEY.format("user_id"),  # reads user_id, as the build does
+        "user_id_if_keys_collide": "NULL",  # no two users share a key
         "event_type_type": "VARCHAR",
         "source_type": "VARCHAR",
         # The build's own facts (`extract_info`): literals, which read nothing.
