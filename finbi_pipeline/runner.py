@@ -18,7 +18,7 @@ from finbi_pipeline.money import format_money
 from finbi_pipeline.resources import finbi_home, resolved_resources
 from finbi_pipeline.sensors import RANGE_END_TAG, RANGE_START_TAG
 from finbi_pipeline.sql_templates import render
-from finbi_pipeline.uploads import list_uploads, uploads_partitions
+from finbi_pipeline.uploads import list_uploads, outside_sources, uploads_partitions
 
 DAGSTER_YAML = """\
 # Written by FinBI. Runs are queued one at a time: they share the warehouse file.
@@ -38,6 +38,7 @@ class RunSummary:
     rows: dict[str, int] = field(default_factory=dict)
     kpis: dict = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def dagster_home() -> Path:
@@ -61,8 +62,14 @@ def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "I
     defs = load_definitions()
     with resolved_resources(defs, "lake", "sources") as resources:
         lake = resources.lake
-        landed = list_uploads(lake, list(resources.sources.load()))
+        declared = sorted(resources.sources.load())
+        landed = list_uploads(lake, declared)
         pending = {u.partition_key for u in landed if lake.head(ingest_log_key(u)) is None}
+        warnings = [
+            f"{key}: not in a declared source's folder (raw/<source>/ for "
+            f"{', '.join(declared)}); not ingested"
+            for key in outside_sources(lake, declared)
+        ]
     known = set(instance.get_dynamic_partitions(uploads_partitions.name))
     instance.add_dynamic_partitions(
         uploads_partitions.name, [u.partition_key for u in landed if u.partition_key not in known]
@@ -79,7 +86,9 @@ def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "I
     result = job.execute_in_process(
         run_config=run_config, instance=instance, tags=tags, raise_on_error=False
     )
-    return _summarize(result, len(ordered), defs)
+    summary = _summarize(result, len(ordered), defs)
+    summary.warnings = warnings
+    return summary
 
 
 def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
@@ -141,6 +150,7 @@ def format_summary(summary: RunSummary) -> str:
             f"returns {format_money(k['returns_value'])} · net {format_money(k['net_revenue'])} · "
             f"AOV {'n/a' if aov is None else format_money(aov)}",
         ]
+    lines += [f"WARNING: {w}" for w in summary.warnings]
     lines += [f"FAILED: {f}" for f in summary.failures]
     lines.append("status: " + ("ok" if summary.success else "failed"))
     return "\n".join(lines)

@@ -74,6 +74,14 @@ def is_upload(key: str) -> bool:
     return not _TEMPORARY_NAME.search(key.rsplit("/", 1)[-1])
 
 
+def outside_sources(lake: Lake, sources: list[str]) -> list[str]:
+    """What the landing zone holds that no run ingests: folders of sources not declared
+    (`raw/sale/` for `sales`) and files directly under `raw/`, as keys."""
+    folders, objects = lake.list_children(RAW_PREFIX)
+    declared = {landing_prefix(source) for source in sources}
+    return [f for f in folders if f not in declared] + [o for o in objects if is_upload(o)]
+
+
 def list_uploads(lake: Lake, sources: list[str]) -> list[Upload]:
     """Every upload currently in the landing zone of the given sources."""
     return [

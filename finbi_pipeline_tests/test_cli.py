@@ -88,6 +88,22 @@ def test_run_prints_the_summary_and_succeeds(cli):
     assert "status: ok" in result.output
 
 
+def test_run_warns_of_files_outside_every_declared_sources_folder(cli, finbi_home):
+    cli("load", "--source", "interactions", str(SAMPLE / "interactions.csv"))
+    raw = finbi_home / "lake" / "raw"
+    (raw / "sale").mkdir()  # a typo for "sales"
+    (raw / "sale" / "sales.csv").write_bytes((SAMPLE / "sales.csv").read_bytes())
+    (raw / "loose.csv").write_bytes(b"user_id,item_id,event_type,timestamp\n")
+
+    result = CliRunner().invoke(main, ["run"])
+
+    assert result.exit_code == 0, result.output
+    declared = "(raw/<source>/ for interactions, sales)"
+    assert f"WARNING: raw/sale/: not in a declared source's folder {declared}" in result.output
+    assert f"WARNING: raw/loose.csv: not in a declared source's folder {declared}" in result.output
+    assert "uploads ingested: 1" in result.output
+
+
 # Two runs in a fresh interpreter: everything, then one more upload (the incremental paths).
 _TWO_RUNS = """
 import sys

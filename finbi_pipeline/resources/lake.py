@@ -69,6 +69,11 @@ class Lake(dg.ConfigurableResource, ABC):
     def uri(self, key: str) -> str:
         """Where a query engine reads or writes `key` (a path or an s3:// URI)."""
 
+    @abstractmethod
+    def list_children(self, prefix: str) -> tuple[list[str], list[str]]:
+        """The folders and the objects directly under `prefix` (which ends with "/"), as
+        sorted keys (folders with a trailing "/"); one call, however many objects below."""
+
     def delete_prefix(self, prefix: str) -> None:
         """Delete every object under `prefix`."""
         self.delete([obj.key for obj in self.list_objects(prefix)])
@@ -115,6 +120,21 @@ class LocalLake(Lake):
                 continue
             found.append(_object(key, stat))
         yield from sorted(found)
+
+    def list_children(self, prefix: str) -> tuple[list[str], list[str]]:
+        folders, objects = [], []
+        try:
+            entries = list(os.scandir(self._path(prefix)))
+        except FileNotFoundError:
+            return [], []
+        for entry in entries:
+            if entry.name.startswith("."):  # as list_objects: hidden names are no objects
+                continue
+            if entry.is_dir():
+                folders.append(f"{prefix}{entry.name}/")
+            else:
+                objects.append(f"{prefix}{entry.name}")
+        return sorted(folders), sorted(objects)
 
     def head(self, key: str) -> LakeObject | None:
         try:

@@ -63,6 +63,16 @@ class S3Lake(Lake):
                     last_modified=entry["LastModified"].timestamp(),
                 )
 
+    def list_children(self, prefix: str) -> tuple[list[str], list[str]]:
+        folders, objects = [], []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix, Delimiter="/"
+        )
+        for page in pages:
+            folders += [entry["Prefix"] for entry in page.get("CommonPrefixes", [])]
+            objects += [e["Key"] for e in page.get("Contents", []) if e["Key"] != prefix]
+        return sorted(folders), sorted(objects)
+
     def head(self, key: str) -> LakeObject | None:
         try:
             response = self.client.head_object(Bucket=self.bucket, Key=key)

@@ -45,3 +45,11 @@ def test_a_long_name_in_a_script_of_three_bytes_a_character_is_written(tmp_path)
     lake.write_bytes(key, b"data")
 
     assert lake.read_bytes(key) == b"data"
+
+
+def test_children_are_the_folders_and_files_directly_under_a_prefix(tmp_path):
+    lake = LocalLake(home=str(tmp_path))
+    for key in ("raw/sales/a.csv", "raw/sale/b/c.csv", "raw/loose.csv", "raw/.hidden"):
+        lake.write_bytes(key, b"x")
+    assert lake.list_children("raw/") == (["raw/sale/", "raw/sales/"], ["raw/loose.csv"])
+    assert lake.list_children("nothing/") == ([], [])

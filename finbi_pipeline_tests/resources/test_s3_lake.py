@@ -73,3 +73,11 @@ def test_delete_prefix_batches_and_ignores_missing_keys(lake):
     assert list(lake.list_objects("analytics/")) == []
     assert lake.uri("a/b") == f"s3://{BUCKET}/a/b"
     assert lake.key_of(f"s3://{BUCKET}/a/b") == "a/b"
+
+
+def test_children_are_the_folders_and_objects_directly_under_a_prefix(lake):
+    client = boto3.client("s3", region_name=REGION)
+    for key in ("raw/sales/a.csv", "raw/sale/b/c.csv", "raw/loose.csv", "raw/"):
+        client.put_object(Bucket=BUCKET, Key=key, Body=b"x")
+    assert lake.list_children("raw/") == (["raw/sale/", "raw/sales/"], ["raw/loose.csv"])
+    assert lake.list_children("nothing/") == ([], [])
