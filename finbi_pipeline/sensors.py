@@ -26,7 +26,13 @@ from finbi_pipeline.jobs import ingest_job
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.resources.sources_resource import SourcesResource
 from finbi_pipeline.resources.upload_events import UploadEvents
-from finbi_pipeline.uploads import Upload, is_upload, landing_prefix, uploads_partitions
+from finbi_pipeline.uploads import (
+    Upload,
+    is_upload,
+    landing_prefix,
+    outside_sources,
+    uploads_partitions,
+)
 
 LOOKBACK_SECONDS = 300.0
 FULL_LISTING_SECONDS = 3600.0
@@ -102,7 +108,15 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
         # caught by the next full listing.
         upload_events.acknowledge(receipts)
         if not new:
-            return dg.SensorResult(cursor=cursor, skip_reason="no new uploads")
+            # Said in the tick's history in the UI: a file dropped into a misspelt folder
+            # would otherwise wait there without a word (one listing of raw/'s top level).
+            outside = outside_sources(lake, sorted(sources.load()))
+            reason = "no new uploads"
+            if outside:
+                reason += (
+                    f"; never ingested, not in a declared source's folder: {', '.join(outside)}"
+                )
+            return dg.SensorResult(cursor=cursor, skip_reason=reason)
         context.log.info(f"{len(new)} new upload(s): {', '.join(new[:5])}")
         return dg.SensorResult(
             run_requests=[batch_run_request(new)],

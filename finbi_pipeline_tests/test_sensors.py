@@ -88,7 +88,18 @@ def test_nothing_new_skips_and_never_requests_a_version_twice(instance, lake):
     second = tick(instance, lake, cursor=first.cursor)
 
     assert not second.run_requests
-    assert second.skip_reason is not None
+    assert second.skip_reason.skip_message == "no new uploads"
+
+
+def test_a_tick_without_uploads_names_files_outside_every_sources_folder(instance, lake):
+    write(lake, "raw/sale/a.csv", "x")  # a typo for "sales"
+
+    result = tick(instance, lake)
+
+    assert not result.run_requests
+    assert result.skip_reason.skip_message == (
+        "no new uploads; never ingested, not in a declared source's folder: raw/sale/"
+    )
 
 
 def test_two_uploads_in_the_same_second_are_both_seen(instance, lake):
