@@ -1,10 +1,11 @@
 """Where a CSV's quoted fields are, read as DuckDB reads them, for the checks and line
 numbers that look at a file's bytes.
 
-A quote opens a quoted field only at the start of a field: one inside an unquoted field
-(`42"`, `I"1`) is text. Inside a quoted field a doubled quote is a quote, and the next
-single one closes it. Counting quotes instead (odd: inside) goes wrong from the first stray
-one to the end of the file.
+A quote opens a quoted field at the start of a field, or after one space there (`a, "b"`):
+anywhere else (`42"`, `I"1`, `a,  "b"`) it is text. Inside a quoted field a doubled quote is
+a quote and the next single one closes it, unless spaces and another quote follow, which
+DuckDB reads as the same field going on (`"a" "b"` is `a b`). Counting quotes instead
+(odd: inside) goes wrong from the first stray one to the end of the file.
 """
 
 from __future__ import annotations
@@ -27,12 +28,11 @@ class QuotedFields:
         self._quote = quote.encode()
         self._field_ends = (delimiter.encode()[0], 0x0A)  # bytes a field starts after
         q, d = re.escape(self._quote), re.escape(delimiter.encode())
-        # To the quote that closes the field (other bytes and doubled quotes before it),
-        # and on over the fields that follow it straight away, quoted too.
-        rest_of_field = (
-            rb"[^" + q + rb"]*(?:" + q + q + rb"[^" + q + rb"]*)*" + q + rb"(?!" + q + rb")"
-        )
-        between = rb"(?:" + d + rb"|\r?\n)" if skip_line_ends else d
+        # To the quote that closes the field (other bytes and doubled quotes before it, and
+        # quoted parts after spaces), and on over the quoted fields that follow it at once.
+        part = rb"[^" + q + rb"]*(?:" + q + q + rb"[^" + q + rb"]*)*" + q + rb"(?!" + q + rb")"
+        rest_of_field = part + rb"(?: *" + q + part + rb")*"
+        between = (rb"(?:" + d + rb"|\r?\n)" if skip_line_ends else d) + rb" ?"
         self._closing = re.compile(rest_of_field + rb"(?:" + between + q + rest_of_field + rb")*")
         self.in_quotes = False  # at the end of the blocks seen so far
 
@@ -57,6 +57,13 @@ class QuotedFields:
         """Where the next quote that starts a field is, from `at` on (the block's length if
         none). `bytes.find` is far faster than a regular expression with a lookbehind."""
         found = block.find(self._quote, at)
-        while found > 0 and block[found - 1] not in self._field_ends:
+        while found > 0 and not self._starts_field(block, found):
             found = block.find(self._quote, found + 1)
         return len(block) if found < 0 else found
+
+    def _starts_field(self, block: bytes, at: int) -> bool:
+        """Whether the quote at `at` (> 0) opens a field: at its start, or one space in."""
+        before = block[at - 1]
+        if before in self._field_ends:
+            return True
+        return before == 0x20 and (at == 1 or block[at - 2] in self._field_ends)

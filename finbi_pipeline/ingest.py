@@ -617,8 +617,8 @@ def _value_reject_lines(
     """
     import numpy as np
 
-    # How many lines of parsed records precede each unparsable one (whose line, from the
-    # reader, counts blank lines), and how many lines it spans.
+    # How many lines of parsed records precede each unparsable one (its physical line less
+    # the header, the blank lines and the unparsable lines before it), and its own lines.
     good_before, spans, reject_lines = [], [0], 0
     for r in parser_rejects:
         span = r.raw_line.count("\n") + 1

@@ -36,3 +36,11 @@ def test_skipping_line_ends_between_quoted_fields_keeps_the_empty_lines_outside(
     assert unquoted_text(quoted, block) == [b"", b"\n\nx,", b"\n"]
     # Without skipping, every line end outside quotes is in a range.
     assert unquoted_text(QuotedFields('"', ","), block) == [b"", b"\r\n", b"\n\nx,", b"\n"]
+
+
+def test_a_quote_one_space_into_a_field_opens_it_and_quoted_parts_after_spaces_continue_it():
+    quoted = QuotedFields('"', ",")
+    # As DuckDB reads them: ` "b\n"` is the field b\n, `"c" "d"` the field c d; two spaces
+    # before a quote make it text.
+    block = b'a, "b\n",  "x,"c" "d\n"\n'
+    assert unquoted_text(quoted, block) == [b"a, ", b',  "x,', b"\n"]  # DuckDB agrees

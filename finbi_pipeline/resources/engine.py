@@ -369,9 +369,10 @@ class DuckDBSession(EngineSession):
         if not first:
             return []
         # Accepted records with newlines inside quoted fields are rare: find them in a
-        # second, lenient read (rejected ones show theirs in `csv_line`).
+        # second, lenient read (rejected ones show theirs in `csv_line`). On one thread:
+        # the parallel reader skipping errors drops every record after a stray quote's.
         uri, options = self._csv
-        lenient = {**options, "store_rejects": False, "ignore_errors": True}
+        lenient = {**options, "store_rejects": False, "ignore_errors": True, "parallel": False}
         multiline = self.con.execute(
             f"SELECT rn, newlines FROM (SELECT row_number() OVER () AS rn, {_NEWLINES} AS "
             f"newlines FROM {_read_csv(uri, lenient)}) WHERE newlines > 0 ORDER BY rn"
