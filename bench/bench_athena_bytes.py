@@ -89,6 +89,7 @@ def queries() -> list[tuple[str, str, str]]:
         "build_mode": "NULL",
         "full_build_at": "NULL",
         "rows_since_full_build": "NULL",
+        "duckdb_version": "NULL",
     }
     for table in SERVING_TABLES:
         for name, sql in ((table.name, table.query), *table.staging):

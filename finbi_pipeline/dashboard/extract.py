@@ -349,6 +349,7 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             {build_mode}::VARCHAR AS build_mode,
             {full_build_at}::TIMESTAMP AS full_build_at,
             {rows_since_full_build}::BIGINT AS rows_since_full_build,
+            {duckdb_version}::VARCHAR AS duckdb_version,
             (SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads
              WHERE kind = 'interactions')::BIGINT AS events,
             (SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads
@@ -432,6 +433,7 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
             "build_mode": literal(plan.mode),
             "full_build_at": literal(plan.full_build_at),
             "rows_since_full_build": literal(plan.rows_since_full_build),
+            "duckdb_version": literal(duckdb.__version__),
         }
         row_counts = {}
         for table in SERVING_TABLES:
@@ -505,14 +507,17 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
     plan when the warehouse only gained uploads, else a full one that says why."""
     build, scratch = _BUILD_ALIAS, _SCRATCH_ALIAS
     try:
-        version, full_build_at, since = warehouse.execute(
-            f"SELECT extract_version, full_build_at, rows_since_full_build "
+        version, full_build_at, since, built_by = warehouse.execute(
+            f"SELECT extract_version, full_build_at, rows_since_full_build, duckdb_version "
             f"FROM {build}.extract_info"
         ).fetchone()
     except duckdb.Error:
         version = None
     if version != EXTRACT_VERSION:
         return _Plan("full", "the extract was written by another version of FinBI")
+    if built_by != duckdb.__version__:
+        # User keys are DuckDB hashes, stable only within a DuckDB version.
+        return _Plan("full", f"the extract was written with DuckDB {built_by}")
     (gone,) = warehouse.execute(
         f"SELECT count(*) FROM (SELECT * FROM {build}.extract_uploads "
         f"EXCEPT SELECT * FROM {scratch}.current_uploads)"

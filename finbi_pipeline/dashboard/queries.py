@@ -48,12 +48,13 @@ USER_MATCH = (
 )
 # `user_events` with event_type and source back as VARCHAR (the extract stores them as
 # ENUMs): comparisons with any string, and plain strings in the DataFrames. Only for a
-# known user: keys are unique among them, but an id typed in could share one.
+# user with events: keys are unique among them, but a user with orders only, or an id typed
+# in, could share one.
 USER_EVENTS = f"""(
     SELECT user_key, user_id, event_time, event_date, event_type::VARCHAR AS event_type,
            item_id, source::VARCHAR AS source
     FROM user_events
-    WHERE EXISTS (SELECT 1 FROM users WHERE {USER_MATCH}))"""
+    WHERE EXISTS (SELECT 1 FROM users WHERE {USER_MATCH} AND events > 0))"""
 
 
 # --------------------------------------------------------------------------- connections

@@ -239,3 +239,13 @@ def test_an_extract_of_another_version_is_rebuilt(warehouse, finbi_home, monkeyp
     assert queries.extract_info(duckdb.connect(meta["path"], read_only=True))[
         "extract_version"
     ] == (extract_module.EXTRACT_VERSION)
+
+
+def test_an_extract_written_with_another_duckdb_is_rebuilt(warehouse, finbi_home, monkeypatch):
+    # User keys are DuckDB hashes: another DuckDB may hash the same id differently.
+    refresh(warehouse, finbi_home)
+    add_events(warehouse, NEW_EVENTS)
+    monkeypatch.setattr(extract_module.duckdb, "__version__", "0.0.0-other")
+    meta = refresh(warehouse, finbi_home)
+    assert meta["build_mode"] == "full"
+    assert meta["build_reason"].startswith("the extract was written with DuckDB ")

@@ -98,8 +98,8 @@ def test_a_new_user_sharing_a_key_rebuilds_the_extract_with_user_ids(finbi_home,
     assert _views(con, "u1") == _expected_views(EVENTS, "u1")
 
 
-def test_an_unknown_user_id_sharing_a_key_matches_nothing(finbi_home, monkeypatch):
-    # Keys are unique among the extract's users, not among every id a viewer may type.
+def test_an_id_without_events_sharing_a_key_matches_no_event(finbi_home, monkeypatch):
+    # Keys are unique among users with events, not among every id a viewer may type.
     _weak_user_key(monkeypatch, keys=1)  # every id shares the one key
     warehouse = create_warehouse()
     warehouse.execute("DELETE FROM finbi.interactions WHERE user_id <> 'u1'")
@@ -109,6 +109,10 @@ def test_an_unknown_user_id_sharing_a_key_matches_nothing(finbi_home, monkeypatc
         0,
     )
     assert _views(con, "u1") == _expected_views(EVENTS, "u1")
+    # u2 has orders but no events left: it shares u1's key all the same.
+    assert queries.user_profile(con, "u2")["orders"] == 1
+    assert _views(con, "u2") == 0
+    assert queries.user_timeline(con, Filters(FIRST_DAY, LAST_DAY, user_id="u2")).empty
     nobody = Filters(FIRST_DAY, LAST_DAY, user_id="nobody")
     assert _views(con, "nobody") == 0
     assert queries.user_timeline(con, nobody).empty
