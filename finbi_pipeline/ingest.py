@@ -153,7 +153,9 @@ def stage_upload(
         session.register_csv(
             "raw_records", source, uri, compression, line_numbers=False, header=header
         )
-        stats = session.write_parquet(staged_records_sql(source, "raw_records", now), staged)
+        stats = session.write_parquet(
+            staged_records_sql(source, "raw_records", now), staged, scratch=True
+        )
     except UnreadableInput as exc:
         message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
         if "invalid state" in str(exc):
@@ -330,6 +332,7 @@ def _stage_batch(
             staged_records_sql(source, "raw_records", now, by_file=True),
             lake.uri(temp),
             partition_by="file_index",
+            scratch=True,
         )
     except UnreadableInput:  # staged alone, each file says whether it is the one, and why
         lake.delete_prefix(temp + "/")

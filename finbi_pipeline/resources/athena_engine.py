@@ -373,7 +373,9 @@ class AthenaSession(EngineSession):
         columns = ", ".join(["t.*", *derived])
         return f'(SELECT {columns} FROM "{self.engine.scratch_database}"."{table}" AS t{where})'
 
-    def write_parquet(self, sql: str, uri: str, partition_by: str | None = None) -> QueryStats:
+    def write_parquet(
+        self, sql: str, uri: str, partition_by: str | None = None, scratch: bool = False
+    ) -> QueryStats:
         sql = self.resolve(sql)
         columns = sqlglot.parse_one(sql, read="athena").named_selects
         if partition_by:

@@ -33,12 +33,13 @@ _TRINO_COMPAT_MACROS = (
     "CREATE OR REPLACE MACRO with_timezone(ts, zone) AS timezone(zone, ts)",
     "CREATE OR REPLACE MACRO at_timezone(tstz, zone) AS timezone(zone, tstz)",
 )
-# Distinct values per column chunk above which a Parquet column is written without a
-# dictionary. Ids (hundreds of thousands of users per row group) never fit one; under
-# DuckDB's default limit the writer builds each of their dictionaries before giving up,
-# which made staging 10M interactions about 20 % slower. Event types, sources and dates
-# stay dictionary-encoded (bench/README.md, fix 31).
-DICTIONARY_SIZE_LIMIT = 1024
+# Distinct values per column chunk above which a scratch Parquet file's column is written
+# without a dictionary. Ids (hundreds of thousands of users per row group) never fit one;
+# under DuckDB's default limit the writer builds each of their dictionaries before giving
+# up, which made staging 10M interactions about 20 % slower. Event types, sources and dates
+# keep theirs. Not for the files that are kept: a catalog of a few thousand items
+# compresses a quarter to a half better with its dictionary (bench/README.md, fix 31).
+SCRATCH_DICTIONARY_SIZE_LIMIT = 1024
 
 
 @dataclass
@@ -167,8 +168,11 @@ class EngineSession(ABC):
         `with_file_uri` adds the column `file_uri`: the URI of the file each row is from."""
 
     @abstractmethod
-    def write_parquet(self, sql: str, uri: str, partition_by: str | None = None) -> QueryStats:
-        """Write the result of `sql` as Parquet to a file, or a Hive-partitioned folder.
+    def write_parquet(
+        self, sql: str, uri: str, partition_by: str | None = None, scratch: bool = False
+    ) -> QueryStats:
+        """Write the result of `sql` as Parquet to a file, or a Hive-partitioned folder;
+        `scratch`: a file read once and deleted (staging), written for speed, not size.
 
         Raises UnreadableInput when a CSV the query reads cannot be parsed at all.
         """
@@ -419,9 +423,13 @@ class DuckDBSession(EngineSession):
             )
         return f"read_parquet({files})"
 
-    def write_parquet(self, sql: str, uri: str, partition_by: str | None = None) -> QueryStats:
+    def write_parquet(
+        self, sql: str, uri: str, partition_by: str | None = None, scratch: bool = False
+    ) -> QueryStats:
         started = time.perf_counter()
-        options = f"FORMAT parquet, COMPRESSION zstd, DICTIONARY_SIZE_LIMIT {DICTIONARY_SIZE_LIMIT}"
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if scratch:
+            options += f", DICTIONARY_SIZE_LIMIT {SCRATCH_DICTIONARY_SIZE_LIMIT}"
         if partition_by:
             options += f", PARTITION_BY ({partition_by}), OVERWRITE_OR_IGNORE true"
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
