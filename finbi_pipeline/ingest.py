@@ -586,14 +586,6 @@ def _write_quarantine(
     stats = session.write_parquet(value_sql, lake.uri(key))
     if not (parser_rejects or blank_lines):
         return stats.rows  # each record is on the line after the one before it
-    import pyarrow.parquet as pq  # here: only files with such lines need pyarrow
-
-    # Through the lake, not a URI: on S3 that is the project's client and retries.
-    value_rejects = pq.read_table(io.BytesIO(lake.read_bytes(key)))
-    column = value_rejects.schema.get_field_index("line_number")
-    numbered = value_rejects.column(column).to_numpy() - header_lines
-    lines = _value_reject_lines(numbered, header_lines, parser_rejects, blank_lines)
-    value_rejects = value_rejects.set_column(column, "line_number", [lines])
     rows = [
         {
             "upload_id": upload.upload_id,
@@ -606,17 +598,18 @@ def _write_quarantine(
         }
         for r in parser_rejects
     ]
-    _write_small_parquet(lake, key, rows, value_rejects)
+    _renumber_quarantine(
+        lake, key, rows, _value_reject_lines(header_lines, parser_rejects, blank_lines)
+    )
     return stats.rows
 
 
-def _value_reject_lines(
-    record_no, header_lines: int, parser_rejects: list[ParserReject], blank_lines: list[int]
-):
-    """The physical lines of the rejected records at `record_no` (a NumPy array) among the
-    lines of parsed records: plus the header, the lines of the unparsable records before
-    them and the blank lines before them. Binary searches over both (sorted) lists: n log m
-    where a subquery per record was n x m.
+def _value_reject_lines(header_lines: int, parser_rejects: list[ParserReject], blank_lines):
+    """A function from the line numbers the quarantine SQL gives rejected records (their
+    number among the lines of parsed records, plus the header; a NumPy array) to their
+    physical lines: plus the lines of the unparsable records before them and the blank
+    lines before them. Binary searches over both (sorted) lists: n log m where a subquery
+    per record was n x m.
     """
     import numpy as np
 
@@ -630,29 +623,56 @@ def _value_reject_lines(
         )
         spans.append(span)
         reject_lines += span
-    lines_before = np.cumsum(spans)[np.searchsorted(good_before, record_no, side="left")]
-    without_blanks = record_no + header_lines + lines_before
+    lines_before = np.cumsum(spans)
     # Counted without blank lines, a record is on line n; the i-th blank line (1-based) has
     # `blank - i` other lines before it, so the blank lines before the record are those
     # with fewer than n.
-    others = [line - i for i, line in enumerate(blank_lines, 1)]
-    return without_blanks + np.searchsorted(others, without_blanks, side="left")
+    others = np.array([line - i for i, line in enumerate(blank_lines, 1)], dtype=np.int64)
+
+    def physical(numbered):
+        without_blanks = (
+            numbered + lines_before[np.searchsorted(good_before, numbered - header_lines)]
+        )
+        return without_blanks + np.searchsorted(others, without_blanks)
+
+    return physical
 
 
-def _write_small_parquet(lake: Lake, key: str, rows: list[dict], more=None) -> None:
-    """A quarantine file of `rows` (and the rows of the Arrow table `more`), whole-file
-    rejects (no line number) first, then by line."""
+def _renumber_quarantine(lake: Lake, key: str, rows: list[dict], physical_lines) -> None:
+    """Rewrite the quarantine file at `key` with `rows` first and each of its records'
+    `line_number` mapped through `physical_lines`, a batch at a time: a file of millions of
+    rejects never sits in memory whole (outside DuckDB's memory limit)."""
+    import pyarrow as pa  # here: only files with such lines need pyarrow
+    import pyarrow.parquet as pq
+
+    schema = _quarantine_schema()
+    column = schema.get_field_index("line_number")
+    # Through the lake, not a URI: on S3 that is the project's client and retries.
+    numbered = pq.ParquetFile(io.BytesIO(lake.read_bytes(key)))
+    buffer = io.BytesIO()
+    with pq.ParquetWriter(buffer, schema) as writer:
+        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+        for batch in numbered.iter_batches(batch_size=1 << 16):
+            table = pa.Table.from_batches([batch]).select(schema.names).cast(schema)
+            lines = physical_lines(table.column(column).to_numpy())
+            writer.write_table(table.set_column(column, "line_number", [lines]))
+    lake.write_bytes(key, buffer.getvalue())
+
+
+def _quarantine_schema():
+    import pyarrow as pa
+
+    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64()}
+    return pa.schema([(name, types[kind]) for name, kind in QUARANTINE_COLUMNS.items()])
+
+
+def _write_small_parquet(lake: Lake, key: str, rows: list[dict]) -> None:
+    """A quarantine file of `rows`."""
     import pyarrow as pa  # here: only rejected files need pyarrow (40 MiB, 0.1 s to load)
     import pyarrow.parquet as pq
 
-    types = {"VARCHAR": pa.string(), "BIGINT": pa.int64()}
-    schema = pa.schema([(name, types[kind]) for name, kind in QUARANTINE_COLUMNS.items()])
-    table = pa.Table.from_pylist(rows, schema=schema)
-    if more is not None:
-        table = pa.concat_tables([table, more.select(schema.names).cast(schema)])
-    table = table.sort_by([("line_number", "ascending", "at_start")])
     buffer = io.BytesIO()
-    pq.write_table(table, buffer)
+    pq.write_table(pa.Table.from_pylist(rows, schema=_quarantine_schema()), buffer)
     lake.write_bytes(key, buffer.getvalue())
 
 
