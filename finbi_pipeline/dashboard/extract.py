@@ -61,8 +61,9 @@ FULL_BUILD_AFTER = 0.25
 # How the per-user tables (`user_events`, `sales_orders`, `sales_lines`) are sorted: by
 # `user_key`, this expression of `user_id`. A query that filters on `user_key` lets DuckDB's
 # zone maps skip every row group but the user's own; queries build the same expression over
-# the bound user id (`queries.py`). DuckDB's `hash` is only stable within a DuckDB version;
-# the extract is rebuilt by the pipeline and read by the same installation.
+# the bound user id (`queries.py`). DuckDB's `hash` is only stable within a DuckDB version:
+# an extract written with another one is rebuilt (`_plan_update`), and read by the same
+# installation that wrote it.
 # `{0}` is the user id expression; NULL (a guest) has no key.
 USER_KEY = "CASE WHEN {0} IS NOT NULL THEN hash({0}) END"
 
@@ -211,7 +212,7 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
     ServingTable(
         # Every known user with all-time totals, sorted by user key: the user picker's
         # options, the drill-down's profile, and which ids `user_events` can be asked for
-        # (queries.py: an id no user has could share a key). As one statement (an aggregate
+        # (queries.py: an id without events could share a key). As one statement (an aggregate
         # over every event, one over orders, a full join and a sort, all holding memory at
         # once) it ran out of the warehouse connection's 1 GB at 100M events, hence the
         # staging tables.
