@@ -80,9 +80,11 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
         state = json.loads(context.cursor) if context.cursor else {}
         high_water = float(state.get("high_water", 0.0))
         listed_at = float(state.get("listed_at", 0.0))
-        prefixes = [landing_prefix(source) for source in sorted(sources.load())]
+        declared = sorted(sources.load())
+        prefixes = [landing_prefix(source) for source in declared]
         receipts: list[str] = []
-        if upload_events.enabled and time.time() - listed_at < FULL_LISTING_SECONDS:
+        from_queue = upload_events.enabled and time.time() - listed_at < FULL_LISTING_SECONDS
+        if from_queue:
             created, receipts = upload_events.receive(MAX_EVENTS_PER_TICK)
             recent = [obj for obj in created if obj.key.startswith(tuple(prefixes))]
         elif upload_events.enabled:  # the safety net: every key, whatever its time
@@ -109,8 +111,9 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
         upload_events.acknowledge(receipts)
         if not new:
             # Said in the tick's history in the UI: a file dropped into a misspelt folder
-            # would otherwise wait there without a word (one listing of raw/'s top level).
-            outside = outside_sources(lake, sorted(sources.load()))
+            # would otherwise wait there without a word. Only on ticks that list the landing
+            # zone anyway: a tick that reads the queue costs no S3 request more.
+            outside = [] if from_queue else outside_sources(lake, declared)
             reason = "no new uploads"
             if outside:
                 reason += (
