@@ -39,6 +39,9 @@ CANONICAL_INPUTS: dict[str, list[tuple[str, bool]]] = {
     ],
 }
 EPOCH_FORMATS = ("epoch_seconds", "epoch_millis")
+# ISO 8601 date and time, each value with or without its own UTC offset.
+ISO8601 = "iso8601"
+NAMED_FORMATS = (*EPOCH_FORMATS, ISO8601)
 # strptime directives that DuckDB parses and sqlglot writes as Athena's date_parse.
 STRPTIME_DIRECTIVES = frozenset(
     "Y y m -m d -d H -H I -I M S f p b B a A j %".split()  # noqa: SIM905 - a table
@@ -174,9 +177,9 @@ def _parse_source(path: Path, name, entry) -> SourceSpec:
 
     timestamp = _section(entry, "timestamp", fail)
     ts_format = str(timestamp.get("format", "epoch_seconds"))
-    if ts_format not in EPOCH_FORMATS and "%" not in ts_format:
-        raise fail(f"timestamp.format must be {EPOCH_FORMATS} or a strptime pattern")
-    if ts_format not in EPOCH_FORMATS:
+    if ts_format not in NAMED_FORMATS and "%" not in ts_format:
+        raise fail(f"timestamp.format must be one of {NAMED_FORMATS} or a strptime pattern")
+    if ts_format not in NAMED_FORMATS:
         _check_strptime(ts_format, fail)
     timezone = str(timestamp.get("timezone", "UTC"))
     try:
@@ -269,7 +272,8 @@ def _check_strptime(pattern: str, fail) -> None:
         if directive in ("z", "Z"):
             raise fail(
                 f"timestamp.format: %{directive} (a UTC offset or zone in each value) is not "
-                "supported: declare the source's timestamp.timezone instead"
+                f"supported in a pattern: use format {ISO8601} for values such as "
+                "2024-01-31T13:45:00+01:00, or declare the source's timestamp.timezone"
             )
         if directive not in STRPTIME_DIRECTIVES:
             raise fail(

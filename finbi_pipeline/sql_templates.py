@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlglot
 from sqlglot import exp
 
-from finbi_pipeline.sources import SourceSpec
+from finbi_pipeline.sources import ISO8601, SourceSpec
 
 SQL_DIR = Path(__file__).with_name("sql")
 ANALYTICS_TABLES = (
@@ -214,6 +214,7 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
                 "but the source declares epoch seconds' ELSE '' END || '"
             )
         return {
+            "timestamp_offset": "CAST(NULL AS VARCHAR)",
             "timestamp_value": "TRY_CAST(timestamp_raw AS DOUBLE)",
             # NaN and infinity ('nan', 'inf', '1e400') parse as doubles but are no time.
             "ts_finite": "ts_value - ts_value = 0",
@@ -227,24 +228,68 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
             "timestamp_format_text": fmt.replace("_", " "),
             "millis_hint": millis_hint,
         }
-    # A strptime pattern, written by users in Python/DuckDB style; sqlglot turns it into
-    # Athena's date_parse pattern.
-    parse = sqlglot.parse_one(f"STRPTIME(timestamp_raw, {literal(fmt)})", read="duckdb")
-    event_time = "ts_value"
-    if source.timezone.upper() != "UTC":
-        event_time = (
-            f"CAST(at_timezone(with_timezone(ts_value, {literal(source.timezone)}), 'UTC')"
-            " AS TIMESTAMP)"
-        )
-    return {
-        "timestamp_value": f"TRY({parse.sql('athena')})",
+    window = {
         "ts_finite": "TRUE",
         "ts_low": f"TIMESTAMP '{low:%Y-%m-%d %H:%M:%S}'",
         "ts_high": f"TIMESTAMP '{high:%Y-%m-%d %H:%M:%S}'",
-        "event_time": event_time,
-        "timestamp_format_text": fmt.replace("'", "''"),
         "millis_hint": "",
     }
+    if fmt == ISO8601:
+        return {
+            **window,
+            "timestamp_offset": (
+                f"coalesce(regexp_extract(timestamp_raw, {literal(_ISO_OFFSET)}), '')"
+            ),
+            "timestamp_value": f"CASE WHEN regexp_like(timestamp_raw, {literal(_ISO_TIMESTAMP)}) "
+            f"THEN date_add('minute', {_ISO_MINUTES_WEST}, {_ISO_LOCAL_TIME}) END",
+            # A value with an offset is UTC already; one without is in the source's zone.
+            "event_time": "CASE WHEN timestamp_offset <> '' THEN ts_value "
+            f"ELSE {_from_zone('ts_value', source.timezone)} END",
+            "timestamp_format_text": "ISO 8601 (such as 2024-01-31T13:45:00+01:00)",
+        }
+    # A strptime pattern, written by users in Python/DuckDB style; sqlglot turns it into
+    # Athena's date_parse pattern.
+    parse = sqlglot.parse_one(f"STRPTIME(timestamp_raw, {literal(fmt)})", read="duckdb")
+    return {
+        **window,
+        "timestamp_offset": "CAST(NULL AS VARCHAR)",
+        "timestamp_value": f"TRY({parse.sql('athena')})",
+        "event_time": _from_zone("ts_value", source.timezone),
+        "timestamp_format_text": fmt.replace("'", "''"),
+    }
+
+
+# ISO 8601 as FinBI reads it: a date, `T` or a space, hh:mm with optional seconds and
+# fraction, then an optional UTC offset (`Z`, `+01`, `+0100` or `+01:00`, perhaps after a
+# space). A regular expression decides what parses, so that DuckDB and Athena accept the
+# same values: each engine's own ISO parsing accepts more, and not the same more. The
+# engines then only cast the local part, `yyyy-mm-dd hh:mm[:ss[.fff]]` cut to milliseconds
+# (Athena's precision), and subtract the offset; a day that does not exist (02-30) fails
+# the cast. `timestamp_offset` is the offset as written (regexp_extract finds no match as
+# NULL on Athena, '' on DuckDB: coalesced to '').
+_ISO_OFFSET = " ?(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)$"
+_ISO_TIMESTAMP = (
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]+)?)?"
+    + f"({_ISO_OFFSET[:-1]})?$"
+)
+_ISO_LOCAL_TIME = (
+    "TRY(CAST(replace(substr(timestamp_raw, 1, "
+    "least(23, length(timestamp_raw) - length(timestamp_offset))), 'T', ' ') AS TIMESTAMP))"
+)
+_ISO_DIGITS = "replace(replace(timestamp_offset, ' ', ''), ':', '')"  # 'Z', '+01', '-0530'
+_ISO_MINUTES_WEST = (
+    "(CASE WHEN strpos(timestamp_offset, '-') > 0 THEN 1 ELSE -1 END) * ("
+    f"coalesce(TRY_CAST(substr({_ISO_DIGITS}, 2, 2) AS INTEGER), 0) * 60 "
+    f"+ coalesce(TRY_CAST(substr({_ISO_DIGITS}, 4, 2) AS INTEGER), 0))"
+)
+
+
+def _from_zone(local_time: str, timezone: str) -> str:
+    """SQL for the UTC wall time of `local_time`, a time in `timezone`."""
+    if timezone.upper() == "UTC":
+        return local_time
+    zoned = f"with_timezone({local_time}, {literal(timezone)})"
+    return f"CAST(at_timezone({zoned}, 'UTC') AS TIMESTAMP)"
 
 
 def _quote(identifier: str) -> str:

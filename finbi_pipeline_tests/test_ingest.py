@@ -916,6 +916,42 @@ def test_latin1_declared_encoding_with_pound_sign(pipe, tmp_path):
     ]
 
 
+ISO_SALES = """
+sources:
+  shop_export:
+    kind: sales
+    columns: {order_id: order, item_id: sku, quantity: qty, unit_price: price,
+              timestamp: created_at}
+    timestamp: {format: iso8601, timezone: Europe/London}
+"""
+
+
+def test_iso8601_sales_times_with_offsets_are_stored_as_utc(pipe, tmp_path):
+    pipe.sources = write_sources(tmp_path, ISO_SALES)
+    data = (
+        b"order,sku,qty,price,created_at\n"
+        b"O1,A,1,2.50,2024-03-31T00:30:00-05:00\n"  # 05:30 UTC
+        b"O2,B,1,2.50,2024-03-31 02:30:00\n"  # no offset: London, a DST gap -> 01:30 UTC
+        b"O3,C,1,2.50,2024-03-31T12:00:00.250Z\n"
+        b"O4,D,1,2.50,31/03/2024 12:00\n"  # not ISO
+    )
+    result = pipe.ingest("shop_export", "export.csv", data)
+    assert counts(result) == (4, 3, 0, 1)
+    assert rejects(result) == [
+        (
+            5,
+            "timestamp",
+            "timestamp: cannot parse '31/03/2024 12:00' as ISO 8601 "
+            "(such as 2024-01-31T13:45:00+01:00)",
+        )
+    ]
+    assert [(r[0], r[6], r[-1]) for r in pipe.curated("sales")] == [
+        ("O1", "2024-03-31 05:30:00.000", "2024-03-31"),
+        ("O2", "2024-03-31 01:30:00.000", "2024-03-31"),
+        ("O3", "2024-03-31 12:00:00.250", "2024-03-31"),
+    ]
+
+
 HEADERLESS = """
 sources:
   legacy:

@@ -131,7 +131,7 @@ def test_a_full_declaration_loads(tmp_path):
         pytest.param(
             "    kind: interactions\n" + GOOD_COLUMNS + "    timestamp: {format: iso}\n",
             "timestamp.format",
-            "must be ('epoch_seconds', 'epoch_millis') or a strptime pattern",
+            "must be one of ('epoch_seconds', 'epoch_millis', 'iso8601') or a strptime pattern",
             id="bad-timestamp-format",
         ),
         pytest.param(
@@ -187,7 +187,8 @@ def test_a_full_declaration_loads(tmp_path):
             + GOOD_COLUMNS
             + "    timestamp: {format: '%Y-%m-%dT%H:%M:%S%z'}\n",
             "timestamp.format",
-            "%z (a UTC offset or zone in each value) is not supported",
+            "%z (a UTC offset or zone in each value) is not supported in a pattern: "
+            "use format iso8601",
             id="utc-offsets",
         ),
         pytest.param(

@@ -7,6 +7,7 @@ import duckdb
 import pytest
 import sqlglot
 
+from finbi_pipeline.resources.engine import TRINO_COMPAT_MACROS
 from finbi_pipeline.sources import load_sources
 from finbi_pipeline.sql_templates import literal, to_duckdb, validation_sql
 
@@ -93,3 +94,47 @@ def test_string_literals_are_what_sqlglot_writes_for_athena(text):
 def test_values_without_a_literal_are_refused(value):
     with pytest.raises(TypeError, match="no SQL literal"):
         literal(value)
+
+
+# (raw value, UTC time or None for a reject) for a source in Europe/London (UTC+1 in June).
+ISO_VALUES = [
+    ("2024-06-01T12:00:00Z", dt.datetime(2024, 6, 1, 12)),
+    ("2024-06-01T12:00:00+02:00", dt.datetime(2024, 6, 1, 10)),
+    ("2024-06-01 12:00:00 -0530", dt.datetime(2024, 6, 1, 17, 30)),
+    ("2024-06-01T00:30+01", dt.datetime(2024, 5, 31, 23, 30)),
+    ("2024-06-01T12:00:00.123456789Z", dt.datetime(2024, 6, 1, 12, 0, 0, 123000)),
+    ("2024-06-01T12:00:00", dt.datetime(2024, 6, 1, 11)),  # no offset: the source's zone
+    ("2024-01-15 12:00", dt.datetime(2024, 1, 15, 12)),  # winter: London is UTC
+    ("2024-02-30T12:00:00Z", None),  # no such day
+    ("2024-06-01T24:00:00Z", None),
+    ("2024-06-01T12:00:00+1:00", None),
+    ("2024-06-01", None),  # a date alone is no event time
+    ("2024-06-01T12:00:00 UTC", None),
+    ("1717243200", None),
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), ISO_VALUES)
+def test_iso8601_timestamps_with_and_without_an_offset(raw, expected):
+    source = dataclasses.replace(
+        load_sources()["interactions"], timestamp_format="iso8601", timezone="Europe/London"
+    )
+    raw_records = (
+        "(SELECT CAST(1 AS BIGINT) AS record_no, CAST(NULL AS BIGINT) AS file_index, "
+        f"'u1' AS user_id, 'i1' AS item_id, 'view' AS event_type, {literal(raw)} AS \"timestamp\")"
+    )
+    sql = validation_sql(source, raw_records, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'Asia/Tokyo'")  # the session's zone must not matter
+    for macro in TRINO_COMPAT_MACROS:
+        con.execute(macro)
+    event_time, reason = con.execute(
+        f"SELECT event_time, reject_reason FROM ({to_duckdb(sql)})"
+    ).fetchone()
+    if expected is None:
+        assert (event_time, reason) == (
+            None,
+            f"timestamp: cannot parse '{raw}' as ISO 8601 (such as 2024-01-31T13:45:00+01:00)",
+        )
+    else:
+        assert (event_time, reason) == (expected, None)

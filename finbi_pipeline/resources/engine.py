@@ -29,7 +29,7 @@ from finbi_pipeline.sql_templates import literal, to_duckdb
 from finbi_pipeline.table_refresh import FULL, Update, refresh_table
 
 # Trino functions sqlglot passes through unchanged; DuckDB gets them as macros (ICU).
-_TRINO_COMPAT_MACROS = (
+TRINO_COMPAT_MACROS = (
     "CREATE OR REPLACE MACRO with_timezone(ts, zone) AS timezone(zone, ts)",
     "CREATE OR REPLACE MACRO at_timezone(tstz, zone) AS timezone(zone, tstz)",
 )
@@ -236,7 +236,7 @@ class DuckDBEngine(QueryEngine):
         con = duckdb.connect(target, read_only=read_only, config=config)
         con.execute("SET TimeZone = 'UTC'")
         if not read_only:
-            for macro in _TRINO_COMPAT_MACROS:
+            for macro in TRINO_COMPAT_MACROS:
                 con.execute(macro)
         if database is None:
             if not read_only:

@@ -12,12 +12,17 @@ WITH cleaned AS (
         NULLIF(TRIM("timestamp"), '') AS timestamp_raw
     FROM {{raw_records}}
 ),
+zoned AS (
+    -- The UTC offset each timestamp carries (ISO 8601 sources: '', 'Z', '+01:00'...).
+    SELECT cleaned.*, {{timestamp_offset}} AS timestamp_offset
+    FROM cleaned
+),
 typed AS (
     SELECT
-        cleaned.*,
+        zoned.*,
         {{event_type}} AS event_type,
         {{timestamp_value}} AS ts_value
-    FROM cleaned
+    FROM zoned
 ),
 checked AS (
     SELECT

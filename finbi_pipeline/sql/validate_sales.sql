@@ -16,9 +16,14 @@ WITH cleaned AS (
         {{country}} AS country
     FROM {{raw_records}}
 ),
+zoned AS (
+    -- The UTC offset each timestamp carries (ISO 8601 sources: '', 'Z', '+01:00'...).
+    SELECT cleaned.*, {{timestamp_offset}} AS timestamp_offset
+    FROM cleaned
+),
 typed AS (
     SELECT
-        cleaned.*,
+        zoned.*,
         CASE
             WHEN regexp_like(quantity_raw, '^[+-]?[0-9]{1,18}$') THEN CAST(quantity_raw AS BIGINT)
         END AS quantity,
@@ -34,7 +39,7 @@ typed AS (
             ELSE regexp_like(unit_price_raw, '\.[0-9]{4}[0-9]*[1-9]')
         END AS unit_price_rounded,
         {{timestamp_value}} AS ts_value
-    FROM cleaned
+    FROM zoned
 ),
 priced AS (
     -- NULL when the line's amount does not fit DECIMAL(18, 4): quarantined, never an error.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -22,6 +23,11 @@ def _rendered() -> dict[str, str]:
             for source in load_sources().values():
                 if f"validate_{source.kind}" == name:
                     rendered[f"{name}[{source.name}]"] = validation_sql(source, "raw_records", NOW)
+            # Every kind of timestamp format, in a zone other than UTC.
+            source = next(s for s in load_sources().values() if f"validate_{s.kind}" == name)
+            for fmt in ("epoch_millis", "iso8601", "%d/%m/%Y %H:%M"):
+                zoned = dataclasses.replace(source, timestamp_format=fmt, timezone="Europe/London")
+                rendered[f"{name}[{fmt}]"] = validation_sql(zoned, "raw_records", NOW)
         elif name.startswith("curate_"):
             rendered[name] = curation_sql(
                 name.removeprefix("curate_"),
