@@ -87,6 +87,10 @@ class AthenaQueryError(RuntimeError):
         super().__init__(f"Athena query {query_id} {state}: {reason} (query: {first_line} …)")
 
 
+class AthenaWorkgroupError(RuntimeError):
+    """The workgroup's settings forbid what FinBI's statements need."""
+
+
 @dataclass
 class QueryExecution:
     stats: QueryStats
@@ -111,6 +115,7 @@ class AthenaEngine(QueryEngine):
     max_attempts: int = 8
     _athena = PrivateAttr(default=None)
     _glue = PrivateAttr(default=None)
+    _workgroup_checked = PrivateAttr(default=False)
 
     @property
     def athena(self):
@@ -223,6 +228,7 @@ class AthenaEngine(QueryEngine):
 
     def create_table(self, table: str, sql: str) -> QueryStats:
         prefix = f"{self.analytics_prefix}{table}/"
+        self.check_workgroup_allows_ctas()  # before the old table is dropped
         self._delete_glue_table(self.database, table)
         self.lake.delete_prefix(prefix)
         return self.run_write(
@@ -242,6 +248,30 @@ class AthenaEngine(QueryEngine):
             yield session
         finally:
             session.close()
+
+    def check_workgroup_allows_ctas(self) -> None:
+        """Raise AthenaWorkgroupError when the workgroup enforces its own results location.
+
+        Athena then fails every CTAS that names an `external_location` ("Considerations and
+        limitations for CTAS queries"), and every FinBI table lives at a chosen prefix. Asked
+        once per engine, before a first CTAS, so that nothing is dropped first.
+        """
+        if self._workgroup_checked:
+            return
+        workgroup = self.athena.get_work_group(WorkGroup=self.workgroup)["WorkGroup"]
+        config = workgroup.get("Configuration", {})
+        enforced = config.get("EnforceWorkGroupConfiguration", False)
+        results = config.get("ResultConfiguration", {}).get("OutputLocation")
+        if enforced and results:
+            raise AthenaWorkgroupError(
+                f"Athena workgroup {self.workgroup!r} overrides client-side settings "
+                f"(EnforceWorkGroupConfiguration, results in {results}): Athena then refuses "
+                "every CREATE TABLE AS SELECT with an external_location, which FinBI's tables "
+                "need. Turn 'Override client-side settings' off for this workgroup (the stack "
+                "in infra/finbi.yaml does) or set FINBI_ATHENA_WORKGROUP to one that does not "
+                "enforce its settings."
+            )
+        self._workgroup_checked = True
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -406,6 +436,7 @@ class AthenaSession(EngineSession):
 
     def _ctas(self, sql: str, columns: list[str], location: str, partition_by: str | None):
         """CTAS to Parquet at `location`, one bucket (so one file per partition)."""
+        self.engine.check_workgroup_allows_ctas()
         table = self._scratch_name("ctas", location + uuid.uuid4().hex)
         data_columns = [c for c in columns if c != partition_by]
         properties = [

@@ -68,6 +68,15 @@ class FakeAthena:
             self._results[query_id] = {"kind": "DML", **_select_result(sql)}
         return {"QueryExecutionId": query_id}
 
+    def get_work_group(self, **params) -> dict:
+        """A workgroup like the stack's: results in the lake, client-side settings honoured."""
+        validate("athena", "GetWorkGroup", params)
+        configuration = {
+            "EnforceWorkGroupConfiguration": False,
+            "ResultConfiguration": {"OutputLocation": "s3://athena-results/"},
+        }
+        return {"WorkGroup": {"Name": params["WorkGroup"], "Configuration": configuration}}
+
     def get_query_execution(self, **params) -> dict:
         validate("athena", "GetQueryExecution", params)
         query_id = params["QueryExecutionId"]

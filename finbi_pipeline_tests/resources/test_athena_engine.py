@@ -20,7 +20,11 @@ from dagster._core.errors import DagsterExecutionInterruptedError
 from dagster_aws.s3 import S3Resource
 
 from finbi_pipeline.resources import athena_engine
-from finbi_pipeline.resources.athena_engine import AthenaEngine, AthenaQueryError
+from finbi_pipeline.resources.athena_engine import (
+    AthenaEngine,
+    AthenaQueryError,
+    AthenaWorkgroupError,
+)
 from finbi_pipeline.resources.aws import WaitTimeout, boto_client, wait_until
 from finbi_pipeline.resources.s3_lake import S3Lake
 from finbi_pipeline.sources import load_sources
@@ -58,6 +62,18 @@ def _start(stub, query_id: str, sql=ANY) -> None:
     )
 
 
+def _workgroup(stub, enforced: bool = False) -> None:
+    configuration = {
+        "EnforceWorkGroupConfiguration": enforced,
+        "ResultConfiguration": {"OutputLocation": f"s3://{BUCKET}/athena-results/"},
+    }
+    stub.add_response(
+        "get_work_group",
+        {"WorkGroup": {"Name": "finbi", "Configuration": configuration}},
+        {"WorkGroup": "finbi"},
+    )
+
+
 def _state(stub, query_id: str, state: str, reason: str | None = None, **statistics) -> None:
     status = {"State": state}
     if reason:
@@ -78,6 +94,7 @@ def _state(stub, query_id: str, state: str, reason: str | None = None, **statist
 
 def test_ctas_reports_id_state_bytes_time_and_cost(engine, stub, lake):
     lake.write_bytes("analytics/daily_events/old-file", b"stale")
+    _workgroup(stub)
     _start(stub, "q1")
     _state(stub, "q1", "RUNNING")
     _state(
@@ -110,12 +127,26 @@ def test_ctas_text_writes_parquet_under_analytics(engine, stub):
         "WITH (format = 'PARQUET', write_compression = 'SNAPPY', "
         f"external_location = 's3://{BUCKET}/analytics/top_items/')\nAS\nSELECT 1 AS x"
     )
+    _workgroup(stub)
     _start(stub, "q1", sql=expected)
     _state(stub, "q1", "SUCCEEDED", DataScannedInBytes=0)
     stub.add_response(
         "get_query_results", {"UpdateCount": 1}, {"QueryExecutionId": ANY, "MaxResults": 1}
     )
     assert engine.create_table("top_items", "SELECT 1 AS x").cost_usd > 0  # 10 MB minimum
+
+
+def test_a_workgroup_that_overrides_client_settings_is_refused_before_anything_is_dropped(
+    engine, stub, lake
+):
+    # Athena would fail the CTAS (it names an external_location) after the old files went.
+    lake.write_bytes("analytics/daily_events/old-file", b"kept")
+    _workgroup(stub, enforced=True)
+    with pytest.raises(AthenaWorkgroupError, match="'finbi' overrides client-side settings"):
+        engine.create_table("daily_events", "SELECT 1 AS x")
+    assert [o.key for o in lake.list_objects("analytics/daily_events/")] == [
+        "analytics/daily_events/old-file"
+    ]
 
 
 @pytest.mark.parametrize("state", ["FAILED", "CANCELLED"])
