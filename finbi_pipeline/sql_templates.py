@@ -214,7 +214,7 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
                 "but the source declares epoch seconds' ELSE '' END || '"
             )
         return {
-            "timestamp_offset": "CAST(NULL AS VARCHAR)",
+            "timestamp_local": "CAST(NULL AS VARCHAR)",
             "timestamp_value": "TRY_CAST(timestamp_raw AS DOUBLE)",
             # NaN and infinity ('nan', 'inf', '1e400') parse as doubles but are no time.
             "ts_finite": "ts_value - ts_value = 0",
@@ -237,13 +237,14 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
     if fmt == ISO8601:
         return {
             **window,
-            "timestamp_offset": (
-                f"coalesce(regexp_extract(timestamp_raw, {literal(_ISO_OFFSET)}), '')"
+            # regexp_extract finds no match as NULL on Athena, '' on DuckDB.
+            "timestamp_local": (
+                f"NULLIF(regexp_extract(timestamp_raw, {literal(_ISO_TIMESTAMP)}, 1), '')"
             ),
-            "timestamp_value": f"CASE WHEN regexp_like(timestamp_raw, {literal(_ISO_TIMESTAMP)}) "
-            f"THEN date_add('minute', {_ISO_MINUTES_WEST}, {_ISO_LOCAL_TIME}) END",
+            "timestamp_value": f"date_add('minute', {_ISO_MINUTES_WEST}, TRY(CAST("
+            "replace(substr(timestamp_local, 1, 23), 'T', ' ') AS TIMESTAMP)))",
             # A value with an offset is UTC already; one without is in the source's zone.
-            "event_time": "CASE WHEN timestamp_offset <> '' THEN ts_value "
+            "event_time": f"CASE WHEN {_ISO_OFFSET} <> '' THEN ts_value "
             f"ELSE {_from_zone('ts_value', source.timezone)} END",
             "timestamp_format_text": "ISO 8601 (such as 2024-01-31T13:45:00+01:00)",
         }
@@ -252,7 +253,7 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
     parse = sqlglot.parse_one(f"STRPTIME(timestamp_raw, {literal(fmt)})", read="duckdb")
     return {
         **window,
-        "timestamp_offset": "CAST(NULL AS VARCHAR)",
+        "timestamp_local": "CAST(NULL AS VARCHAR)",
         "timestamp_value": f"TRY({parse.sql('athena')})",
         "event_time": _from_zone("ts_value", source.timezone),
         "timestamp_format_text": fmt.replace("'", "''"),
@@ -261,24 +262,19 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
 
 # ISO 8601 as FinBI reads it: a date, `T` or a space, hh:mm with optional seconds and
 # fraction, then an optional UTC offset (`Z`, `+01`, `+0100` or `+01:00`, perhaps after a
-# space). A regular expression decides what parses, so that DuckDB and Athena accept the
-# same values: each engine's own ISO parsing accepts more, and not the same more. The
-# engines then only cast the local part, `yyyy-mm-dd hh:mm[:ss[.fff]]` cut to milliseconds
-# (Athena's precision), and subtract the offset; a day that does not exist (02-30) fails
-# the cast. `timestamp_offset` is the offset as written (regexp_extract finds no match as
-# NULL on Athena, '' on DuckDB: coalesced to '').
-_ISO_OFFSET = " ?(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?)$"
+# space). One regular expression decides what parses and finds the local part (group 1),
+# so that DuckDB and Athena accept the same values: each engine's own ISO parsing accepts
+# more, and not the same more. The engines then only cast the local part, cut to
+# milliseconds (Athena's precision), and subtract the offset, the rest of the value; a day
+# that does not exist (02-30) fails the cast.
 _ISO_TIMESTAMP = (
-    "^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]+)?)?"
-    + f"({_ISO_OFFSET[:-1]})?$"
+    "^([0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\\.[0-9]+)?)?)"
+    "( ?(Z|[+-]([01][0-9]|2[0-3])(:?[0-5][0-9])?))?$"
 )
-_ISO_LOCAL_TIME = (
-    "TRY(CAST(replace(substr(timestamp_raw, 1, "
-    "least(23, length(timestamp_raw) - length(timestamp_offset))), 'T', ' ') AS TIMESTAMP))"
-)
-_ISO_DIGITS = "replace(replace(timestamp_offset, ' ', ''), ':', '')"  # 'Z', '+01', '-0530'
+_ISO_OFFSET = "substr(timestamp_raw, length(timestamp_local) + 1)"  # '', 'Z', ' -05:30'...
+_ISO_DIGITS = f"replace(replace({_ISO_OFFSET}, ' ', ''), ':', '')"  # '', 'Z', '+01', '-0530'
 _ISO_MINUTES_WEST = (
-    "(CASE WHEN strpos(timestamp_offset, '-') > 0 THEN 1 ELSE -1 END) * ("
+    f"(CASE WHEN strpos({_ISO_OFFSET}, '-') > 0 THEN 1 ELSE -1 END) * ("
     f"coalesce(TRY_CAST(substr({_ISO_DIGITS}, 2, 2) AS INTEGER), 0) * 60 "
     f"+ coalesce(TRY_CAST(substr({_ISO_DIGITS}, 4, 2) AS INTEGER), 0))"
 )

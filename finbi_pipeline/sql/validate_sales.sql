@@ -17,8 +17,9 @@ WITH cleaned AS (
     FROM {{raw_records}}
 ),
 zoned AS (
-    -- The UTC offset each timestamp carries (ISO 8601 sources: '', 'Z', '+01:00'...).
-    SELECT cleaned.*, {{timestamp_offset}} AS timestamp_offset
+    -- ISO 8601 sources: a timestamp's date and time without its UTC offset, NULL when the
+    -- value is no ISO 8601 timestamp. NULL for every other format.
+    SELECT cleaned.*, {{timestamp_local}} AS timestamp_local
     FROM cleaned
 ),
 typed AS (
