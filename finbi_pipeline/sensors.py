@@ -86,7 +86,9 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
         from_queue = upload_events.enabled and time.time() - listed_at < FULL_LISTING_SECONDS
         if from_queue:
             created, receipts = upload_events.receive(MAX_EVENTS_PER_TICK)
-            recent = [obj for obj in created if obj.key.startswith(tuple(prefixes))]
+            landed = [key for key in dict.fromkeys(created) if key.startswith(tuple(prefixes))]
+            # Each key at its current version, the one a run reads (None: deleted since).
+            recent = [obj for key in landed if (obj := lake.head(key)) is not None]
         elif upload_events.enabled:  # the safety net: every key, whatever its time
             recent = [obj for prefix in prefixes for obj in lake.list_objects(prefix)]
             listed_at = time.time()

@@ -233,3 +233,27 @@ def test_with_upload_events_the_landing_zone_is_still_listed_now_and_then(
     overdue = json.dumps({**state, "listed_at": state["listed_at"] - FULL_LISTING_SECONDS})
     (request,) = tick(instance, s3_lake, overdue, upload_events=events).run_requests
     assert request.tags[RANGE_START_TAG].startswith("raw/interactions/a.csv@")
+
+
+def test_on_s3_uploading_a_keys_earlier_content_again_is_a_new_upload(
+    instance,
+    s3_lake,
+    queue_url,  # noqa: F811
+):
+    # A, then a corrected B, then A again: the key must end up with A's rows.
+    events = UploadEvents(queue_url=queue_url, region=REGION)
+    cursor = tick(instance, s3_lake, upload_events=events).cursor
+    requested = []
+    for content in (b"A", b"B", b"A"):
+        if content == b"A" and requested:
+            time.sleep(1.05)  # S3 dates objects to the second
+        s3_lake.write_bytes("raw/sales/s.csv", content)
+        result = tick(instance, s3_lake, cursor, upload_events=events)
+        cursor = result.cursor
+        requested += [request.tags[RANGE_START_TAG] for request in result.run_requests]
+    assert len(set(requested)) == 3
+    assert requested[-1] == f"raw/sales/s.csv@{s3_lake.head('raw/sales/s.csv').version}"
+    # Notified twice for one key at one version, or told of a key since deleted: no new run.
+    s3_lake.write_bytes("raw/sales/gone.csv", b"C")
+    s3_lake.delete_prefix("raw/sales/gone.csv")
+    assert tick(instance, s3_lake, cursor, upload_events=events).run_requests == []

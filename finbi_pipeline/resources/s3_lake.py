@@ -3,9 +3,10 @@ analytics/, athena-results/) in one bucket, reached through `dagster_aws.s3.S3Re
 
 * Listing pages through `list_objects_v2` with `StartAfter`, so the upload sensor's cursor
   works on any number of keys and never loads a whole prefix at once.
-* An object's version is its VersionId when the response carries one (versioned buckets,
-  `head_object`), else its ETag. `list_objects_v2` never carries VersionId, so listings
-  use the ETag; only the listing's version names upload partitions.
+* An object's version is its LastModified second and its ETag, the same from a listing and
+  from `head_object` (`list_objects_v2` carries no VersionId). The ETag alone is a hash of
+  the content: uploading a key's earlier content again would look like a version already
+  ingested, and the key would keep the rows of the content it replaced.
 * A write is one `put_object` (or a managed upload that completes a multipart upload):
   S3 makes the new object visible whole or not at all, so it is atomic.
 * A move is copy + delete: the target is replaced atomically, the source goes after.
@@ -13,6 +14,7 @@ analytics/, athena-results/) in one bucket, reached through `dagster_aws.s3.S3Re
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,7 +60,7 @@ class S3Lake(Lake):
                     continue
                 yield LakeObject(
                     key=entry["Key"],
-                    version=_version(entry),
+                    version=_version(entry["ETag"], entry["LastModified"]),
                     size=int(entry["Size"]),
                     last_modified=entry["LastModified"].timestamp(),
                 )
@@ -82,7 +84,7 @@ class S3Lake(Lake):
             raise
         return LakeObject(
             key=key,
-            version=_version(response),
+            version=_version(response["ETag"], response["LastModified"]),
             size=int(response["ContentLength"]),
             last_modified=response["LastModified"].timestamp(),
         )
@@ -147,8 +149,8 @@ class S3Lake(Lake):
         return uri[len(prefix) :]
 
 
-def _version(response: dict) -> str:
-    version_id = response.get("VersionId")
-    if version_id and version_id != "null":  # "null": written before versioning was on
-        return str(version_id)
-    return str(response["ETag"]).strip('"')
+def _version(etag: str, last_modified: dt.datetime) -> str:
+    """`<LastModified, epoch seconds, hex>-<ETag>`: seconds first, so that the versions of a
+    key sort in time order (as LocalLake's do), and to the second, as `head_object` says it."""
+    etag = etag.strip('"')
+    return f"{int(last_modified.timestamp()):x}-{etag}"

@@ -14,13 +14,10 @@ waits for the next listing.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from urllib.parse import unquote_plus
 
 import dagster as dg
-
-from finbi_pipeline.resources.lake import LakeObject
 
 # SQS returns at most 10 messages per call.
 _BATCH = 10
@@ -40,13 +37,13 @@ class UploadEvents(dg.ConfigurableResource):
     def enabled(self) -> bool:
         return bool(self.queue_url)
 
-    def receive(self, max_messages: int) -> tuple[list[LakeObject], list[str]]:
-        """Created objects from up to `max_messages` messages, and every message's receipt
-        (messages that carry no object, such as S3's test event, included)."""
+    def receive(self, max_messages: int) -> tuple[list[str], list[str]]:
+        """Keys of created objects from up to `max_messages` messages, and every message's
+        receipt (messages that carry no object, such as S3's test event, included)."""
         if not self.enabled:
             return [], []
         sqs = self._client()
-        objects, receipts = [], []
+        keys, receipts = [], []
         while len(receipts) < max_messages:
             messages = sqs.receive_message(
                 QueueUrl=self.queue_url,
@@ -57,8 +54,8 @@ class UploadEvents(dg.ConfigurableResource):
                 break
             for message in messages:
                 receipts.append(message["ReceiptHandle"])
-                objects += created_objects(message["Body"])
-        return objects, receipts
+                keys += created_keys(message["Body"])
+        return keys, receipts
 
     def acknowledge(self, receipts: list[str]) -> None:
         """Remove handled messages from the queue."""
@@ -79,25 +76,15 @@ class UploadEvents(dg.ConfigurableResource):
         return boto_client("sqs", self.region)
 
 
-def created_objects(body: str) -> list[LakeObject]:
-    """The objects an S3 event notification says were created.
+def created_keys(body: str) -> list[str]:
+    """The keys of the objects an S3 event notification says were created.
 
-    The version is the ETag, as in the lake's listings (`list_objects_v2` carries no
-    VersionId), so an upload has the same partition key however the sensor heard of it.
-    Keys arrive URL-encoded, spaces as '+'.
+    Only keys: an event says what was created, not what the key holds when the sensor reads
+    it (a later upload may have replaced it), and a run reads what it holds. The sensor asks
+    the lake for each key's current version. Keys arrive URL-encoded, spaces as '+'.
     """
-    objects = []
-    for record in json.loads(body).get("Records", []):  # s3:TestEvent has none
-        if not record.get("eventName", "").startswith("ObjectCreated:"):
-            continue
-        created = record["s3"]["object"]
-        when = dt.datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00"))
-        objects.append(
-            LakeObject(
-                key=unquote_plus(created["key"]),
-                version=str(created["eTag"]).strip('"'),
-                size=int(created.get("size", 0)),
-                last_modified=when.timestamp(),
-            )
-        )
-    return objects
+    return [
+        unquote_plus(record["s3"]["object"]["key"])
+        for record in json.loads(body).get("Records", [])  # s3:TestEvent has none
+        if record.get("eventName", "").startswith("ObjectCreated:")
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import boto3
 
 from finbi_pipeline_tests.aws.fixtures import BUCKET, REGION
@@ -24,13 +26,19 @@ def test_listing_pages_through_many_keys_with_equal_timestamps(lake):
     assert [o.key for o in after] == keys[2000:]
 
 
-def test_version_is_the_etag_and_changes_with_content(lake):
+def test_version_changes_whenever_the_content_is_replaced_even_by_earlier_content(lake):
     lake.write_bytes("raw/interactions/a.csv", b"one")
     first = lake.head("raw/interactions/a.csv")
     [listed] = list(lake.list_objects("raw/interactions/"))
     assert first.version == listed.version and '"' not in first.version
     lake.write_bytes("raw/interactions/a.csv", b"two")
-    assert lake.head("raw/interactions/a.csv").version != first.version
+    second = lake.head("raw/interactions/a.csv")
+    assert second.version != first.version
+    time.sleep(1.05)  # S3 dates objects to the second
+    lake.write_bytes("raw/interactions/a.csv", b"one")  # the first content again: a new upload
+    third = lake.head("raw/interactions/a.csv")
+    assert third.version not in (first.version, second.version)
+    assert sorted([third.version, second.version]) == [second.version, third.version]
     assert lake.head("raw/interactions/missing.csv") is None
 
 
