@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 
 from pydantic import PrivateAttr
 
@@ -325,37 +324,57 @@ class GlueCatalog(Catalog):
         }
 
     def _crawl(self, table: TableSpec) -> None:
+        """Crawl the table's prefix once, after every file this run wrote, and wait for it.
+
+        A crawl under way (another run's) may have started before those files were written,
+        and Glue refuses to update a running crawler (`CrawlerRunningException`): it is
+        waited for, then this run's own crawl starts. Our crawl is the one whose start time
+        differs from the last crawl's before it, so an earlier crawl's result never passes
+        for ours, whatever the clocks say.
+        """
         if not self.crawler_role_arn:
             raise ValueError("crawler mode needs crawler_role_arn (FINBI_GLUE_CRAWLER_ROLE_ARN)")
         settings = self.crawler_settings(table)
         name = settings["Name"]
         try:
             self.glue.get_crawler(Name=name)
-            self.glue.update_crawler(**settings)
         except self.glue.exceptions.EntityNotFoundException:
             self.glue.create_crawler(**settings)
-        started = time.time()
-        # Already running (another run started it): wait for that crawl instead.
-        with contextlib.suppress(self.glue.exceptions.CrawlerRunningException):
-            self.glue.start_crawler(Name=name)
+        for _ in range(3):
+            before = self._wait_for_crawler(table, lambda crawler: True)
+            previous = before.get("LastCrawl", {}).get("StartTime")
+            try:
+                self.glue.update_crawler(**settings)
+                self.glue.start_crawler(Name=name)
+                break
+            except self.glue.exceptions.CrawlerRunningException:
+                continue  # another run started it in between: wait for that crawl too
+        else:
+            raise RuntimeError(
+                f"Glue crawler {name} was started by others three times while this run waited "
+                "to crawl; run the catalog step again"
+            )
+        crawler = self._wait_for_crawler(
+            table, lambda c: c.get("LastCrawl", {}).get("StartTime") not in (None, previous)
+        )
+        last = crawler["LastCrawl"]
+        if last.get("Status") in ("FAILED", "CANCELLED"):
+            raise RuntimeError(
+                f"Glue crawler {name} ended {last.get('Status')} (started "
+                f"{last.get('StartTime')}): {last.get('ErrorMessage', 'no message')}"
+            )
 
-        def poll() -> dict:
-            return self.glue.get_crawler(Name=name)["Crawler"]
-
-        crawler = wait_until(
-            poll,
-            lambda c: c.get("State") == "READY" and "LastCrawl" in c,
+    def _wait_for_crawler(self, table: TableSpec, done) -> dict:
+        """The crawler of `table` once it is READY and `done(crawler)` holds."""
+        name = self.crawler_name(table)
+        return wait_until(
+            lambda: self.glue.get_crawler(Name=name)["Crawler"],
+            lambda c: c.get("State") == "READY" and done(c),
             what=f"Glue crawler {name} to finish crawling {self.lake.uri(table.prefix)}",
             timeout_s=self.crawler_timeout_s,
             interval_s=self.crawler_poll_s,
             describe=lambda c: f"state {c.get('State')}, last crawl {c.get('LastCrawl')}",
         )
-        last = crawler["LastCrawl"]
-        if last.get("Status") in ("FAILED", "CANCELLED"):
-            raise RuntimeError(
-                f"Glue crawler {name} ended {last.get('Status')} (started {started:.0f}): "
-                f"{last.get('ErrorMessage', 'no message')}"
-            )
 
     # --- helpers ---------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from types import SimpleNamespace
 import boto3
 import pandas as pd
 import pytest
+from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT_ID
+from moto.glue.models import glue_backends
 from moto.moto_api import state_manager
 
 from finbi_pipeline.assets.catalog import TABLES, contract_check
@@ -111,7 +113,7 @@ def test_raw_csv_table_input_follows_the_source_dialect(catalog):
     assert table["Parameters"]["skip.header.line.count"] == "1"
 
 
-def test_crawler_mode_names_tables_after_their_folder_and_tolerates_a_running_crawl(lake):
+def test_crawler_mode_names_tables_after_their_folder_and_waits_out_a_running_crawl(lake):
     catalog = GlueCatalog(
         lake=lake,
         region=REGION,
@@ -121,38 +123,41 @@ def test_crawler_mode_names_tables_after_their_folder_and_tolerates_a_running_cr
         crawler_poll_s=0.01,
         crawler_timeout_s=5,
     )
-    # moto's crawls finish as soon as they are looked at.
-    state_manager.set_transition("glue::crawl", {"progression": "immediate"})
+    # moto's crawls run for a tenth of a second, then complete.
+    state_manager.set_transition("glue::crawl", {"progression": "time", "seconds": 0.1})
     spec = TABLES["interactions"]
+    name = catalog.crawler_name(spec)
     catalog.ensure_database()
     _glue().create_crawler(**catalog.crawler_settings(spec))
-    _glue().start_crawler(Name=catalog.crawler_name(spec))  # the other run's crawl
+    _glue().start_crawler(Name=name)  # the other run's crawl, perhaps from before our files
     # moto's crawler does not read S3: stand in for its output, what a crawl of
     # curated/interactions/ detects (Parquet types, the Hive partition as a string).
     detected = catalog.table_input(spec)
     detected["PartitionKeys"] = [{"Name": "event_date", "Type": "string"}]
     _glue().create_table(DatabaseName="finbi", TableInput=detected)
 
-    # moto has no UpdateCrawler: answer it here (after botocore validated the request).
+    # moto has no UpdateCrawler: answer it here (after botocore validated the request) as
+    # Glue does: a running crawler cannot be updated.
     updates = []
 
     def update_crawler(params, **_):
+        if _glue().get_crawler(Name=name)["Crawler"]["State"] != "READY":
+            error = {"Error": {"Code": "CrawlerRunningException", "Message": "running"}}
+            raise catalog.glue.exceptions.CrawlerRunningException(error, "UpdateCrawler")
         updates.append(json.loads(params["body"]))
         return SimpleNamespace(status_code=200), {}
 
     catalog.glue.meta.events.register("before-call.glue.UpdateCrawler", update_crawler)
 
-    # A crawl already under way (another run started it) is waited for, not an error.
-    def already_running(**_):
-        error = {"Error": {"Code": "CrawlerRunningException", "Message": "already started"}}
-        raise catalog.glue.exceptions.CrawlerRunningException(error, "StartCrawler")
-
-    catalog.glue.meta.events.register("before-call.glue.StartCrawler", already_running)
-
     change = catalog.register_table(spec)
 
     assert updates and updates[0]["TablePrefix"] == ""
     crawler = _glue().get_crawler(Name="finbi-interactions")["Crawler"]
+    # The other run's crawl was waited out, then this run crawled, and waited for its own.
+    assert [c.status for c in glue_backends[ACCOUNT_ID][REGION].crawlers[name].crawls] == [
+        "COMPLETED",
+        "COMPLETED",
+    ]
     assert crawler["TablePrefix"] == ""
     assert crawler["Targets"]["S3Targets"][0]["Path"] == lake.uri("curated/interactions/")
     grouping = json.loads(crawler["Configuration"])["Grouping"]
