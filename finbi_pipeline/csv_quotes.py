@@ -10,8 +10,9 @@ DuckDB reads as the same field going on (`"a" "b"` is `a b`). Counting quotes in
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 
 class QuotedFields:
@@ -67,3 +68,33 @@ class QuotedFields:
         if before in self._field_ends:
             return True
         return before == 0x20 and (at == 1 or block[at - 2] in self._field_ends)
+
+
+def unclosed_quote(chunks: Iterable[bytes], quote: str, delimiter: str) -> tuple[int, int] | None:
+    """Where the quote is that opens a field the file never closes: (its line, its field's
+    position in the record), both from 1; None when every quoted field closes.
+
+    `chunks` are the file's bytes in order, cut anywhere.
+    """
+    quoted = QuotedFields(quote, delimiter)
+    lines = 0  # line ends before the current block
+    opened = None
+    pending = b""
+    for chunk in itertools.chain(chunks, [b"\n"]):  # a last line without its end too
+        data = pending + chunk
+        end = data.rfind(b"\n") + 1  # whole lines only: a block starts at a line start
+        block, pending = data[:end], data[end:]
+        last = None
+        for _, stop in quoted.unquoted(block):
+            last = stop
+        if quoted.in_quotes and last is not None and last < len(block):
+            line_start = block.rfind(b"\n", 0, last) + 1
+            opened = (lines + block.count(b"\n", 0, last) + 1, block[line_start:last])
+        lines += block.count(b"\n")
+    if not quoted.in_quotes or opened is None:
+        return None
+    # Its field: one more than the delimiters outside quoted fields before it on its line
+    # (a record that began on an earlier line is counted from this line's start).
+    line, before = opened
+    separators = QuotedFields(quote, delimiter).unquoted(before)
+    return line, 1 + sum(before.count(delimiter.encode(), a, b) for a, b in separators)

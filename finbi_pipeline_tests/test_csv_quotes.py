@@ -1,6 +1,8 @@
 """Quoted fields as DuckDB's CSV reader finds them: only a quote at a field's start opens one."""
 
-from finbi_pipeline.csv_quotes import QuotedFields
+import pytest
+
+from finbi_pipeline.csv_quotes import QuotedFields, unclosed_quote
 
 
 def unquoted_text(quoted: QuotedFields, block: bytes) -> list[bytes]:
@@ -44,3 +46,21 @@ def test_a_quote_one_space_into_a_field_opens_it_and_quoted_parts_after_spaces_c
     # before a quote make it text.
     block = b'a, "b\n",  "x,"c" "d\n"\n'
     assert unquoted_text(quoted, block) == [b"a, ", b',  "x,', b"\n"]  # DuckDB agrees
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        (b'a,b\n1,"x\n2,3\n', (2, 2)),
+        (b'a,b\n1,"x\ny"\n2,"3', (4, 2)),  # the last line, without a line end
+        (b'a,b,c\n"1,2",3,"x', (2, 3)),  # a delimiter inside an earlier quoted field
+        (b'a,b\n1, "x\n2,3', (2, 2)),  # one space in: opens
+        (b'a,b\n1,"x"\n2,3\n', None),
+        (b'a,b\n1,4"2\n2,3\n', None),  # a stray quote is text
+        (b'a,b\n"1","x""y"\n"2","3"', None),
+    ],
+)
+def test_unclosed_quote_names_the_line_and_field_wherever_the_chunks_are_cut(data, where):
+    for size in range(1, len(data) + 1):
+        chunks = [data[i : i + size] for i in range(0, len(data), size)]
+        assert unclosed_quote(chunks, '"', ",") == where

@@ -425,6 +425,27 @@ def test_a_stray_quote_does_not_make_a_crlf_file_look_like_mixed_line_endings(pi
     assert counts(result) == (2, 2, 0, 0)
 
 
+def test_a_quote_that_never_closes_rejects_the_file_naming_its_line_and_column(pipe):
+    # DuckDB read the 1,000 records before it and took the rest of the file for one
+    # rejected record (rows_read 1,001 of 2,000); in files of some MB it lost records
+    # without a reject, on one thread all of them.
+    lines = [f"U{i},I{i},VIEW,{T0 + i}" for i in range(2000)]
+    lines[1000] = 'U1000,"I1000,VIEW,1700001000'
+    result = pipe.ingest("interactions", "open.csv", IH + "\n".join(lines).encode() + b"\n")
+    assert counts(result) == (2000, 0, 0, 2000)
+    assert_whole_file_rejected(
+        result,
+        "line 1002, column 2 (item_id): a quoted field opens here and the file never closes it",
+    )
+    # A stray quote, or a quoted field that closes lines later, is no such file.
+    lines[1000] = 'U1000,"I1000,VIEW,1700001000\nU1001",I1001,VIEW,1700001001'
+    lines[1500] = 'U1500,I15"00,VIEW,1700001500'
+    result = pipe.ingest("interactions", "open.csv", IH + "\n".join(lines).encode() + b"\n")
+    assert result.report.status == "ingested"
+    assert counts(result) == (2000, 1999, 0, 1)  # lines 1002-1003 are one record
+    assert [line for line, *_ in rejects(result)] == [1002]
+
+
 # Lines of the random files below: (text with {u} for the record's unique id, whether the
 # record is quarantined). "Stray" quotes sit inside unquoted fields and are text; DuckDB
 # opens a quoted field one space into a field, and reads `"a" "b"` as one field.
