@@ -84,6 +84,7 @@ def queries() -> list[tuple[str, str, str]]:
         "user_id_if_keys_collide": "NULL",  # no two users share a key
         "event_type_type": "VARCHAR",
         "source_type": "VARCHAR",
+        "money": "DECIMAL(18, 4)",
         # The build's own facts (`extract_info`): literals, which read nothing.
         "refreshed_at": "NULL",
         "build_mode": "NULL",

@@ -115,10 +115,10 @@ class ServingTable:
 # relations above) and tables built before it.
 # ORDER BY matters for speed: DuckDB keeps min/max per row group, so data sorted by the
 # column a query filters on lets it skip the rest of the table.
-# Stored money sums are cast back to DECIMAL(18, 4), the contract's own money type: per
-# order or per item and day they fit easily (a value that did not would fail the build,
-# never come out wrong), and summing 64-bit decimals is far faster than DuckDB's default
-# 128-bit DECIMAL(38, 4) sums (about 1 ms instead of 50 ms over 170k orders).
+# Stored money sums are cast back to `{money}`: DECIMAL(18, 4), the contract's own money
+# type, whenever every sum must fit it (`_money_type`), since summing 64-bit decimals is far
+# faster than DuckDB's default 128-bit DECIMAL(38, 4) sums (about 1 ms instead of 50 ms over
+# 170k orders); DECIMAL(38, 4) for sales whose amounts add up past what it holds.
 SERVING_TABLES: tuple[ServingTable, ...] = (
     ServingTable(
         # Events per day x type x source: every interaction chart and KPI when no user is chosen.
@@ -165,9 +165,9 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
                 count(*)::BIGINT AS lines,
                 count(*) FILTER (WHERE quantity > 0)::BIGINT AS positive_lines,
                 coalesce(sum(quantity) FILTER (WHERE quantity > 0), 0)::BIGINT AS units,
-                coalesce(sum(amount) FILTER (WHERE quantity > 0), 0)::DECIMAL(18, 4)
+                coalesce(sum(amount) FILTER (WHERE quantity > 0), 0)::{money}
                     AS gross_revenue,
-                coalesce(sum(-amount) FILTER (WHERE quantity < 0), 0)::DECIMAL(18, 4)
+                coalesce(sum(-amount) FILTER (WHERE quantity < 0), 0)::{money}
                     AS returns_value
             FROM {sales}
             GROUP BY order_id, user_id, sale_date, source, country
@@ -186,8 +186,8 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             source,
             item_id,
             coalesce(sum(quantity) FILTER (WHERE quantity > 0), 0)::BIGINT AS units,
-            coalesce(sum(amount) FILTER (WHERE quantity > 0), 0)::DECIMAL(18, 4) AS gross_revenue,
-            coalesce(sum(-amount) FILTER (WHERE quantity < 0), 0)::DECIMAL(18, 4) AS returns_value
+            coalesce(sum(amount) FILTER (WHERE quantity > 0), 0)::{money} AS gross_revenue,
+            coalesce(sum(-amount) FILTER (WHERE quantity < 0), 0)::{money} AS returns_value
         FROM {sales}
         GROUP BY sale_date, source, item_id
         ORDER BY sale_date, source, item_id
@@ -273,8 +273,8 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
                 SELECT
                     user_id,
                     count(*) FILTER (WHERE positive)::BIGINT AS orders,
-                    sum(gross_revenue)::DECIMAL(18, 4) AS gross_revenue,
-                    sum(returns_value)::DECIMAL(18, 4) AS returns_value
+                    sum(gross_revenue)::{money} AS gross_revenue,
+                    sum(returns_value)::{money} AS returns_value
                 FROM (
                     SELECT user_id, order_id, bool_or(positive_lines > 0) AS positive,
                            sum(gross_revenue) AS gross_revenue,
@@ -423,7 +423,8 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
         warehouse.execute(
             f"CREATE TABLE {_SCRATCH_ALIAS}.current_uploads AS {uploads_values(current)}"
         )
-        plan = _start_build(warehouse, target, temporary)
+        money = _money_type(warehouse)
+        plan = _start_build(warehouse, target, temporary, money)
         if plan.mode == "full":
             plan.full_build_at = refreshed_at
         else:
@@ -435,13 +436,14 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
             "full_build_at": literal(plan.full_build_at),
             "rows_since_full_build": literal(plan.rows_since_full_build),
             "duckdb_version": literal(duckdb.__version__),
+            "money": money,
         }
         row_counts = {}
         for table in SERVING_TABLES:
             if plan.mode == "full" or table.update == REBUILD:
                 _build(warehouse, table, facts)
             else:
-                _update(warehouse, table, plan)
+                _update(warehouse, table, plan, facts)
             row_counts[table.name] = warehouse.execute(
                 f"SELECT count(*) FROM {_BUILD_ALIAS}.{table.name}"
             ).fetchone()[0]
@@ -486,7 +488,9 @@ class _Plan:
     rows_since_full_build: int = 0
 
 
-def _start_build(warehouse: duckdb.DuckDBPyConnection, target: Path, temporary: Path) -> _Plan:
+def _start_build(
+    warehouse: duckdb.DuckDBPyConnection, target: Path, temporary: Path, money: str
+) -> _Plan:
     """Attach the extract under construction as `_BUILD_ALIAS`: a copy of the current one
     when it can be updated in place, else a new, empty database."""
     if not target.exists():
@@ -494,7 +498,7 @@ def _start_build(warehouse: duckdb.DuckDBPyConnection, target: Path, temporary: 
     else:
         shutil.copyfile(target, temporary)
         _attach(warehouse, temporary, _BUILD_ALIAS)
-        plan = _plan_update(warehouse)
+        plan = _plan_update(warehouse, money)
         if plan.mode == "incremental":
             return plan
         warehouse.execute(f"DETACH {_BUILD_ALIAS}")
@@ -503,9 +507,10 @@ def _start_build(warehouse: duckdb.DuckDBPyConnection, target: Path, temporary: 
     return plan
 
 
-def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
+def _plan_update(warehouse: duckdb.DuckDBPyConnection, money: str) -> _Plan:
     """Compare the extract attached as `_BUILD_ALIAS` with the warehouse: an incremental
-    plan when the warehouse only gained uploads, else a full one that says why."""
+    plan when the warehouse only gained uploads, else a full one that says why. `money`
+    is the type the extract's money sums need now."""
     build, scratch = _BUILD_ALIAS, _SCRATCH_ALIAS
     try:
         version, full_build_at, since, built_by = warehouse.execute(
@@ -519,6 +524,12 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
     if built_by != duckdb.__version__:
         # User keys are DuckDB hashes, stable only within a DuckDB version.
         return _Plan("full", f"the extract was written with DuckDB {built_by}")
+    (stored_money,) = warehouse.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE database_name = "
+        f"{literal(build)} AND table_name = 'sales_orders' AND column_name = 'gross_revenue'"
+    ).fetchone()
+    if stored_money.replace(",", ", ") != money:
+        return _Plan("full", f"the sales' money sums need {money}, not {stored_money}")
     (gone,) = warehouse.execute(
         f"SELECT count(*) FROM (SELECT * FROM {build}.extract_uploads "
         f"EXCEPT SELECT * FROM {scratch}.current_uploads)"
@@ -608,8 +619,11 @@ def _build(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, facts: dic
     _drop_staging(warehouse, table)
 
 
-def _update(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Plan) -> None:
-    """Bring `table` up to date with the new uploads' rows, as its `update` says."""
+def _update(
+    warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Plan, facts: dict
+) -> None:
+    """Bring `table` up to date with the new uploads' rows, as its `update` says; `facts`
+    as for `_build`."""
     target = f"{_BUILD_ALIAS}.{table.name}"
     if table.update == RECOMPUTE:
         (key,) = table.keys
@@ -624,10 +638,10 @@ def _update(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Pl
         }
         if table.merge_stored:
             relations["interactions"] = plan.new_rows["interactions"]
-        sql = _render(warehouse, table.query, relations, table.staging)
+        sql = _render(warehouse, table.query, relations, table.staging, facts)
         if table.merge_stored:
             staging_table, stored_query, combine = table.merge_stored
-            stored = _render(warehouse, stored_query, relations)
+            stored = _render(warehouse, stored_query, relations, facts=facts)
             merge_aggregates(
                 warehouse, f"{_SCRATCH_ALIAS}.{staging_table}", stored, table.keys, combine
             )
@@ -639,7 +653,7 @@ def _update(warehouse: duckdb.DuckDBPyConnection, table: ServingTable, plan: _Pl
     if not any(plan.new_uploads[kind] for kind in reads):
         return
     relations = dict(plan.new_rows)
-    sql = _render(warehouse, table.query, relations)
+    sql = _render(warehouse, table.query, relations, facts=facts)
     if table.update == APPEND:
         warehouse.execute(f"INSERT INTO {target} {sql}")
         return
@@ -659,7 +673,7 @@ def _render(
         _execute_within_memory(
             warehouse,
             f"CREATE TABLE {_SCRATCH_ALIAS}.{name} AS "
-            + _render(warehouse, staging_query, relations),
+            + _render(warehouse, staging_query, relations, facts=facts),
         )
     built = {}  # placeholders that depend on tables built earlier
     if "{event_type_type}" in query:
@@ -701,6 +715,15 @@ def _execute_within_memory(warehouse: duckdb.DuckDBPyConnection, sql: str) -> No
             warehouse.execute(sql)
         finally:
             warehouse.execute(f"SET threads = {int(threads)}")
+
+
+def _money_type(warehouse: duckdb.DuckDBPyConnection) -> str:
+    """The type of the extract's money sums: DECIMAL(18, 4) when the absolute amounts of
+    every sales line add up to less than its 10^14, so that no sum of them can overflow it
+    (a shop in rupiah or dong may get past that), else DECIMAL(38, 4). One aggregate over
+    the sales' amount column."""
+    (total,) = warehouse.execute("SELECT coalesce(sum(abs(amount)), 0) FROM finbi.sales").fetchone()
+    return "DECIMAL(18, 4)" if total < 10**14 else "DECIMAL(38, 4)"
 
 
 def _user_keys_collide(warehouse: duckdb.DuckDBPyConnection, new_events: str = "") -> bool:

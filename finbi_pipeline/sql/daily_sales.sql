@@ -20,6 +20,6 @@ SELECT
     gross_revenue,
     returns_value,
     gross_revenue - returns_value AS net_revenue,
-    CAST(gross_revenue / NULLIF(orders, 0) AS DECIMAL(18, 4)) AS average_order_value,
+    CAST(gross_revenue / NULLIF(orders, 0) AS DECIMAL(38, 4)) AS average_order_value,
     customers
 FROM per_day

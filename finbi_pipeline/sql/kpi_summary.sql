@@ -32,7 +32,7 @@ SELECT
     revenue.gross_revenue,
     revenue.returns_value,
     revenue.gross_revenue - revenue.returns_value AS net_revenue,
-    CAST(revenue.gross_revenue / NULLIF(revenue.orders, 0) AS DECIMAL(18, 4))
+    CAST(revenue.gross_revenue / NULLIF(revenue.orders, 0) AS DECIMAL(38, 4))
         AS average_order_value,
     CAST(current_timestamp AS TIMESTAMP) AS refreshed_at
 FROM funnel

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from decimal import Decimal
 
 import duckdb
 import pytest
@@ -249,3 +250,26 @@ def test_an_extract_written_with_another_duckdb_is_rebuilt(warehouse, finbi_home
     meta = refresh(warehouse, finbi_home)
     assert meta["build_mode"] == "full"
     assert meta["build_reason"].startswith("the extract was written with DuckDB ")
+
+
+def test_money_sums_past_decimal_18_4_are_exact(warehouse, finbi_home, tmp_path):
+    # Each line fits the contract's DECIMAL(18, 4); their sums per order, item and day do
+    # not (a shop in rupiah): the build failed on the cast.
+    refresh(warehouse, finbi_home)
+    big = "60000000000000.00"  # 6 * 10^13
+    add_sales(
+        warehouse,
+        [
+            ("b1", "u1", "i1", 1, big, "2024-03-05 11:00", "ID", "shop"),
+            ("b1", "u1", "i1", 1, big, "2024-03-05 11:00", "ID", "shop"),
+            ("b2", "u2", "i1", 1, big, "2024-03-05 12:00", "ID", "shop"),
+        ],
+    )
+    meta = refresh(warehouse, finbi_home)
+    assert meta["build_mode"] == "full"
+    assert meta["build_reason"] == "the sales' money sums need DECIMAL(38, 4), not DECIMAL(18,4)"
+    con = queries.reader(queries.open_extract(serving_path(finbi_home)))
+    kpis = queries.kpis(con, ALL)
+    assert kpis.gross_revenue == Decimal("180000000000164.50")  # 3 * 6e13 + 164.50
+    assert kpis.orders == 6
+    assert_same_as_a_full_build(warehouse, finbi_home, tmp_path)

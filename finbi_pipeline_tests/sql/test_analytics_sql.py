@@ -118,6 +118,22 @@ def test_kpi_summary_follows_the_design_definitions(warehouse):
     )
 
 
+def test_an_average_order_past_decimal_18_4_is_exact(warehouse):
+    # Two lines that each fit DECIMAL(18, 4) make one order worth 1.2 * 10^14.
+    big = "60000000000000.00"
+    with warehouse.connect() as con:
+        con.execute("DELETE FROM sales")
+        con.executemany(
+            "INSERT INTO sales VALUES ('B1', 'u1', ?, 1, CAST(? AS DECIMAL(18,4)),"
+            " CAST(? AS DECIMAL(18,4)), ?, CAST(? AS DATE), 'ID', 's', 'u')",
+            [(item, big, big, T, T) for item in ("i1", "i2")],
+        )
+    warehouse.create_table("user_activity", sql_file("user_activity"))
+    (kpis,) = rows(warehouse, "kpi_summary")
+    (day,) = rows(warehouse, "daily_sales")
+    assert kpis[10] == day[6] == Decimal("120000000000000")
+
+
 def test_kpi_summary_on_empty_tables_has_zero_counts(finbi_home):
     engine = DuckDBEngine(home=str(finbi_home))
     with engine.connect() as con:
