@@ -13,6 +13,7 @@ import math
 import re
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlglot
 from sqlglot import exp
@@ -215,7 +216,11 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
             )
         return {
             "timestamp_local": "CAST(NULL AS VARCHAR)",
-            "timestamp_value": "TRY_CAST(timestamp_raw AS DOUBLE)",
+            # A number as both engines read one: DuckDB alone reads '1_700_000_000', Athena
+            # (Java) alone '1700000000d' or 'f'.
+            "timestamp_value": "CASE WHEN strpos(timestamp_raw, '_') = 0 AND "
+            "lower(substr(timestamp_raw, -1)) NOT IN ('d', 'f') "
+            "THEN TRY_CAST(timestamp_raw AS DOUBLE) END",
             # NaN and infinity ('nan', 'inf', '1e400') parse as doubles but are no time.
             "ts_finite": "ts_value - ts_value = 0",
             "ts_low": str(to_epoch(low)),
@@ -228,13 +233,28 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
             "timestamp_format_text": fmt.replace("_", " "),
             "millis_hint": millis_hint,
         }
+
+    # The window's bounds are UTC instants; ts_value is a wall time in the source's zone (or
+    # UTC, for an ISO value with an offset). Comparing it with the bounds' wall times in
+    # that zone is comparing UTC times (but for an hour at a daylight-saving change), and
+    # costs no zone conversion per row.
+    def wall_time(instant: dt.datetime, utc: bool = False) -> str:
+        zone = dt.UTC if utc or source.timezone.upper() == "UTC" else ZoneInfo(source.timezone)
+        wall = instant.replace(tzinfo=dt.UTC).astimezone(zone)
+        return f"TIMESTAMP '{wall:%Y-%m-%d %H:%M:%S}'"
+
     window = {
         "ts_finite": "TRUE",
-        "ts_low": f"TIMESTAMP '{low:%Y-%m-%d %H:%M:%S}'",
-        "ts_high": f"TIMESTAMP '{high:%Y-%m-%d %H:%M:%S}'",
+        "ts_low": wall_time(low),
+        "ts_high": wall_time(high),
         "millis_hint": "",
     }
     if fmt == ISO8601:
+        for bound, instant in (("ts_low", low), ("ts_high", high)):
+            window[bound] = (
+                f"CASE WHEN {_ISO_OFFSET} <> '' THEN {wall_time(instant, utc=True)} "
+                f"ELSE {window[bound]} END"
+            )
         return {
             **window,
             # regexp_extract finds no match as NULL on Athena, '' on DuckDB.

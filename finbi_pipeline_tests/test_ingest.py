@@ -547,10 +547,12 @@ def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
             f"U7,I7,VIEW,\n"  # 8
             f"U8,I8,VIEW,nan\n"  # 9: a double, but no time
             f"U9,I9,VIEW,1e400\n"  # 10: infinity
+            f"U10,I10,VIEW,1_700_000_000\n"  # 11: DuckDB alone reads it
+            f"U11,I11,VIEW,1700000000d\n"  # 12: Athena alone reads it
         ).encode()
     )
     result = pipe.ingest("interactions", "times.csv", data)
-    assert counts(result) == (9, 2, 0, 7)
+    assert counts(result) == (11, 2, 0, 9)
     outside = f"is outside the plausible window {WINDOW}"
     assert rejects(result) == [
         (2, "timestamp", "timestamp: cannot parse 'abc' as epoch seconds"),
@@ -565,6 +567,8 @@ def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
         (8, "timestamp", "timestamp: missing value"),
         (9, "timestamp", "timestamp: cannot parse 'nan' as epoch seconds"),
         (10, "timestamp", "timestamp: cannot parse '1e400' as epoch seconds"),
+        (11, "timestamp", "timestamp: cannot parse '1_700_000_000' as epoch seconds"),
+        (12, "timestamp", "timestamp: cannot parse '1700000000d' as epoch seconds"),
     ]
     assert pipe.curated("interactions") == [
         interaction("U3", "I3", "VIEW", LOW),

@@ -138,3 +138,37 @@ def test_iso8601_timestamps_with_and_without_an_offset(raw, expected):
         )
     else:
         assert (event_time, reason) == (expected, None)
+
+
+@pytest.mark.parametrize(
+    ("timestamp_format", "raw", "accepted"),
+    [
+        # The window starts at 1990-01-01 00:00 UTC, 09:00 in Tokyo.
+        ("%Y-%m-%d %H:%M:%S", "1990-01-01 08:59:59", False),
+        ("%Y-%m-%d %H:%M:%S", "1990-01-01 09:00:00", True),
+        ("iso8601", "1990-01-01T08:59:59", False),
+        ("iso8601", "1990-01-01T00:00:00Z", True),
+        ("iso8601", "1989-12-31T23:59:59Z", False),
+        # It ends at 2026-01-02 00:00 UTC (now + 1 day), 09:00 in Tokyo.
+        ("%Y-%m-%d %H:%M:%S", "2026-01-02 08:59:59", True),
+        ("%Y-%m-%d %H:%M:%S", "2026-01-02 09:00:00", False),
+        ("iso8601", "2026-01-02T08:59:59+09:00", True),
+        ("iso8601", "2026-01-02T00:00:00Z", False),
+    ],
+)
+def test_the_plausible_window_holds_for_utc_times_whatever_the_zone(
+    timestamp_format, raw, accepted
+):
+    source = dataclasses.replace(
+        load_sources()["interactions"], timestamp_format=timestamp_format, timezone="Asia/Tokyo"
+    )
+    raw_records = (
+        "(SELECT CAST(1 AS BIGINT) AS record_no, CAST(NULL AS BIGINT) AS file_index, "
+        f"'u1' AS user_id, 'i1' AS item_id, 'view' AS event_type, {literal(raw)} AS \"timestamp\")"
+    )
+    sql = validation_sql(source, raw_records, dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    con = duckdb.connect()
+    for macro in TRINO_COMPAT_MACROS:
+        con.execute(macro)
+    (reason,) = con.execute(f"SELECT reject_reason FROM ({to_duckdb(sql)})").fetchone()
+    assert (reason is None) == accepted, reason
