@@ -1,5 +1,5 @@
 """Where a CSV's quoted fields are, read as DuckDB reads them, for the checks and line
-numbers that look at a file's bytes.
+numbers that look at a file's bytes (as UTF-8: `utf8_chunks`).
 
 A quote opens a quoted field at the start of a field, or after one space there (`a, "b"`):
 anywhere else (`42"`, `I"1`, `a,  "b"`) it is text. Inside a quoted field a doubled quote is
@@ -10,9 +10,13 @@ DuckDB reads as the same field going on (`"a" "b"` is `a b`). Counting quotes in
 
 from __future__ import annotations
 
+import codecs
 import itertools
 import re
 from collections.abc import Iterable, Iterator
+
+# A line end followed by an empty line (LF or CRLF).
+LINE_BEFORE_EMPTY = re.compile(rb"\n(?=\r?\n)")
 
 
 class QuotedFields:
@@ -98,3 +102,20 @@ def unclosed_quote(chunks: Iterable[bytes], quote: str, delimiter: str) -> tuple
     line, before = opened
     separators = QuotedFields(quote, delimiter).unquoted(before)
     return line, 1 + sum(before.count(delimiter.encode(), a, b) for a, b in separators)
+
+
+def utf8_chunks(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """A CSV's bytes with UTF-16 (little-endian, the one DuckDB reads; its byte order mark
+    dropped) transcoded to UTF-8, a chunk at a time, so that line ends, quotes and
+    delimiters are the bytes the checks look for. Other encodings pass as they are: UTF-8
+    and Latin-1 agree on those bytes."""
+    if encoding != "utf-16":
+        yield from chunks
+        return
+    decoder = codecs.getincrementaldecoder("utf-16-le")(errors="replace")
+    first = True
+    for chunk in chunks:
+        if first:
+            chunk, first = chunk.removeprefix(codecs.BOM_UTF16_LE), False
+        yield decoder.decode(chunk).encode()
+    yield decoder.decode(b"", final=True).encode()

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from finbi_pipeline.csv_quotes import QuotedFields
+from finbi_pipeline.csv_quotes import LINE_BEFORE_EMPTY, QuotedFields, utf8_chunks
 from finbi_pipeline.resources.engine import (
     EngineSession,
     ParserReject,
@@ -391,6 +391,11 @@ def _check_readable(
     _check_line_endings(where, head, source.csv.quote, source.csv.delimiter)
     if not source.csv.header:
         return None
+    if source.csv.encoding == "utf-16" and head.startswith(codecs.BOM_UTF16_BE):
+        raise UnreadableFile(
+            f"{where}: the file is big-endian UTF-16 (it starts with the byte order mark FE FF); "
+            "the CSV reader reads little-endian UTF-16 only: save it as UTF-16 LE or UTF-8"
+        )
     first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
     encoding = "utf-8-sig" if source.csv.encoding == "utf-8" else source.csv.encoding
     try:
@@ -472,7 +477,7 @@ def _reject_whole_file(
     upload: Upload, source: SourceSpec, lake: Lake, report: UploadReport, message: str, compression
 ) -> UploadReport:
     """Quarantine every record of an unreadable file under one reason."""
-    lines = _count_lines(lake, upload.key, compression)
+    lines = _count_lines(lake, upload.key, compression, source.csv.encoding)
     report.rows_read = report.rows_quarantined = max(lines - int(source.csv.header), 0)
     report.status = "rejected"
     report.message = message
@@ -492,26 +497,36 @@ def _reject_whole_file(
     return report
 
 
-def _count_lines(lake: Lake, key: str, compression: str | None) -> int:
-    """Lines in an object (a last line without a line end counts), read in chunks. Lines
-    end in LF (or CRLF), or in CR in a file without LF (classic Mac); of a corrupt gzip
-    file, the lines before the damage count."""
-    gunzip = _Gunzip() if compression == "gzip" else None
-    lf = cr = 0
-    last = b"\n"
-    for chunk in lake.iter_bytes(key):
-        if gunzip is not None:
-            try:
-                chunk = gunzip.feed(chunk)
-            except zlib.error:
-                break
-        if chunk:
-            lf += chunk.count(b"\n")
-            cr += chunk.count(b"\r")
-            last = chunk[-1:]
+def _count_lines(lake: Lake, key: str, compression: str | None, encoding: str) -> int:
+    """Lines in an object that are not empty (a last line without a line end counts), read
+    in chunks in its encoding. Lines end in LF (or CRLF), or in CR in a file without LF
+    (classic Mac); of a corrupt gzip file, the lines before the damage count."""
+
+    def chunks() -> Iterator[bytes]:
+        gunzip = _Gunzip() if compression == "gzip" else None
+        for chunk in lake.iter_bytes(key):
+            if gunzip is not None:
+                try:
+                    chunk = gunzip.feed(chunk)
+                except zlib.error:
+                    return
+            yield chunk
+
+    lf = cr = empty = 0
+    last, pending = b"\n", b""
+    for chunk in utf8_chunks(chunks(), encoding):
+        if not chunk:
+            continue
+        lf += chunk.count(b"\n")
+        cr += chunk.count(b"\r")
+        last = chunk[-1:]
+        data = pending + chunk
+        end = data.rfind(b"\n") + 1  # whole lines: a block starts at a line start
+        block, pending = data[:end], data[end:]
+        empty += len(LINE_BEFORE_EMPTY.findall(block)) + block.startswith((b"\n", b"\r\n"))
     if lf == 0 and cr:
         return cr + (last != b"\r")
-    return lf + (last not in (b"\n", b""))
+    return lf + (last not in (b"\n", b"")) - empty
 
 
 def _check_gzip_complete(lake: Lake, upload: Upload) -> None:

@@ -8,6 +8,7 @@ reason) and the curated rows.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import gzip
 import json
@@ -234,7 +235,7 @@ def test_a_bom_only_file_is_empty(pipe):
 def test_a_blank_first_line_is_rejected_whole_not_a_crash(pipe):
     data = b"\n" + IH + b"U1,I1,VIEW,1700000000\n"
     result = pipe.ingest("interactions", "blank_first.csv", data)
-    assert counts(result) == (2, 0, 0, 2)
+    assert counts(result) == (1, 0, 0, 1)  # the header and one record; the empty line is none
     assert_whole_file_rejected(result, "line 1 is empty: the header must be the first line")
 
 
@@ -337,6 +338,34 @@ def test_utf16_with_crlf_line_endings_as_excel_saves_unicode_text(pipe, tmp_path
     result = pipe.ingest("excel", "export.txt", text.encode("utf-16"))
     assert counts(result) == (1, 1, 0, 0)
     assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
+def test_utf16_lines_are_numbered_and_counted_as_in_utf8(pipe, tmp_path):
+    pipe.sources = write_sources(tmp_path, UTF16_TABS)
+    header = "user_id\titem_id\tevent_type\ttimestamp\n"
+    # Line 3 is empty; U+010A holds the byte 0x0A, which is no line end in UTF-16.
+    text = header + "U1\tI1\tVIEW\t1700000000\n\nU\u010a2\tI2\tVIEW\tnotatime\n"
+    result = pipe.ingest("excel", "blank.txt", text.encode("utf-16"))
+    assert rejects(result) == [
+        (4, "timestamp", "timestamp: cannot parse 'notatime' as epoch seconds")
+    ]
+    # A file rejected whole counts its records, not its empty lines or stray 0x0A bytes.
+    missing = text.replace("\ttimestamp", "").encode("utf-16")
+    rejected = pipe.ingest("excel", "missing.txt", missing)
+    assert_whole_file_rejected(rejected, "missing required column(s) 'timestamp'")
+    assert counts(rejected) == (2, 0, 0, 2)
+
+
+def test_a_file_rejected_whole_counts_no_empty_lines_as_records(pipe):
+    rejected = pipe.ingest("interactions", "blank.csv", b"user_id,item_id\nU1,I1\n\r\n\nU2,I2\n\n")
+    assert counts(rejected) == (2, 0, 0, 2)
+
+
+def test_big_endian_utf16_is_rejected_saying_so(pipe, tmp_path):
+    pipe.sources = write_sources(tmp_path, UTF16_TABS)
+    text = "user_id\titem_id\tevent_type\ttimestamp\nU1\tI1\tVIEW\t1700000000\n"
+    result = pipe.ingest("excel", "be.txt", codecs.BOM_UTF16_BE + text.encode("utf-16-be"))
+    assert_whole_file_rejected(result, "big-endian UTF-16 (it starts with the byte order mark")
 
 
 def test_non_utf8_bytes_in_a_row_quarantine_that_row_only(pipe):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import mmap
 import os
-import re
 import time
 from abc import ABC, abstractmethod
 from bisect import bisect_left, bisect_right
@@ -24,7 +23,12 @@ import dagster as dg
 import duckdb
 
 from finbi_pipeline.athena_scan import estimate_scan
-from finbi_pipeline.csv_quotes import QuotedFields, unclosed_quote
+from finbi_pipeline.csv_quotes import (
+    LINE_BEFORE_EMPTY,
+    QuotedFields,
+    unclosed_quote,
+    utf8_chunks,
+)
 from finbi_pipeline.sources import SourceSpec
 from finbi_pipeline.sql_templates import literal, to_duckdb
 from finbi_pipeline.table_refresh import FULL, Update, refresh_table
@@ -405,7 +409,7 @@ class DuckDBSession(EngineSession):
     def blank_lines(self) -> list[int]:
         if self._blank_lines is None:  # read once per registered CSV
             uri, options = self._csv
-            chunks = lambda: _file_chunks(uri, options["compression"])  # noqa: E731
+            chunks = lambda: _file_chunks(uri, options)  # noqa: E731
             self._blank_lines = _blank_lines(chunks, options["quote"], options["delim"])
         return self._blank_lines
 
@@ -422,7 +426,7 @@ class DuckDBSession(EngineSession):
         for uri in uris:
             if uri in self._quotes_checked:
                 continue
-            chunks = lambda uri=uri: _file_chunks(uri, options["compression"])  # noqa: E731
+            chunks = lambda uri=uri: _file_chunks(uri, options)  # noqa: E731
             if _has_byte(uri, options["compression"], quote) and (
                 sum(chunk.count(quote) for chunk in chunks()) % 2
             ):
@@ -490,11 +494,12 @@ def _has_byte(uri: str, compression: str, byte: bytes) -> bool:
             return mapped.find(byte) >= 0
 
 
-def _file_chunks(uri: str, compression: str) -> Iterator[bytes]:
-    """A local CSV's bytes (decompressed), 4 MiB at a time."""
-    opener = gzip.open if compression == "gzip" else open
+def _file_chunks(uri: str, options: dict) -> Iterator[bytes]:
+    """A local CSV's bytes (decompressed, as UTF-8), 4 MiB at a time; `options` are its
+    read_csv options."""
+    opener = gzip.open if options["compression"] == "gzip" else open
     with opener(uri, "rb") as handle:
-        yield from iter(lambda: handle.read(1 << 22), b"")
+        yield from utf8_chunks(iter(lambda: handle.read(1 << 22), b""), options["encoding"])
 
 
 def _first_line(exc: Exception) -> str:
@@ -645,7 +650,7 @@ def _blank_lines(chunks: Callable[[], Iterable[bytes]], quote: str, delimiter: s
         block, pending = data[:end], data[end:]
         counted, at = 0, 0  # line ends in block[:at]
         for start, stop in quoted.unquoted(block):
-            starts = [match.end() for match in _LINE_BEFORE_BLANK.finditer(block, start, stop)]
+            starts = [match.end() for match in LINE_BEFORE_EMPTY.finditer(block, start, stop)]
             if start == 0 and block.startswith((b"\n", b"\r\n")):
                 starts.insert(0, 0)
             for line_start in starts:
@@ -663,13 +668,9 @@ def _has_blank_line_before_content(chunks: Iterable[bytes]) -> bool:
         data = tail + chunk
         if blank_seen and data.strip(b"\r\n"):
             return True
-        blank = _LINE_BEFORE_BLANK.search(data)
+        blank = LINE_BEFORE_EMPTY.search(data)
         if blank and data[blank.end() :].strip(b"\r\n"):
             return True
         blank_seen = blank_seen or blank is not None
         tail = data[-2:]
     return False
-
-
-# A line end followed by an empty line (LF or CRLF).
-_LINE_BEFORE_BLANK = re.compile(rb"\n(?=\r?\n)")
