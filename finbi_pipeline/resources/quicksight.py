@@ -220,7 +220,8 @@ class QuickSightPublisher(BIPublisher):
         return ingestion_id
 
     def wait_for_ingestion(self, table: str, ingestion_id: str) -> int:
-        """Wait (bounded) for an ingestion; its rows ingested, or dg.Failure if it failed."""
+        """Wait (bounded) for an ingestion; its rows ingested, or dg.Failure if it failed or
+        dropped rows."""
         dataset_id = self.dataset_id(table)
         ingestion = wait_until(
             lambda: self.client.describe_ingestion(
@@ -243,7 +244,25 @@ class QuickSightPublisher(BIPublisher):
                 ),
                 metadata={"dataset": dataset_id, "ingestion_id": ingestion_id, "status": status},
             )
-        return int(ingestion.get("RowInfo", {}).get("RowsIngested", 0))
+        rows = ingestion.get("RowInfo", {})
+        dropped = int(rows.get("RowsDropped", 0))
+        if dropped:
+            # COMPLETED within QuickSight's tolerance: the dataset now lacks those rows, and
+            # every total on the dashboard with them.
+            raise dg.Failure(
+                description=(
+                    f"QuickSight ingestion {ingestion_id} of dataset {dataset_id} completed but "
+                    f"dropped {dropped:,} of {dropped + int(rows.get('RowsIngested', 0)):,} rows "
+                    "(values SPICE could not read: see the ingestion's error rows in "
+                    "QuickSight): the dashboard's totals miss them"
+                ),
+                metadata={
+                    "dataset": dataset_id,
+                    "ingestion_id": ingestion_id,
+                    "rows_dropped": dropped,
+                },
+            )
+        return int(rows.get("RowsIngested", 0))
 
     # --- dashboard -------------------------------------------------------------------------
 

@@ -158,6 +158,7 @@ def stub_quicksight_refresh(
     first_deploy: bool = True,
     used_today: dict[str, int] | None = None,
     failing: str | None = None,
+    dropping: str | None = None,
     quota: int = 32,
 ) -> None:
     """Queue the calls of one `QuickSightPublisher.refresh`, in order, with their params."""
@@ -267,11 +268,13 @@ def stub_quicksight_refresh(
                     "Arn": _arn("ingestion", table),
                     "IngestionStatus": "COMPLETED",
                     "CreatedTime": now,
-                    "RowInfo": {"RowsIngested": 7, "RowsDropped": 0},
+                    "RowInfo": {"RowsIngested": 7, "RowsDropped": 3 if table == dropping else 0},
                 }
             },
             key,
         )
+        if table == dropping:
+            return  # the refresh stops here: nothing else is called
     dashboard = {**account, "DashboardId": "finbi-dashboard"}
     if first_deploy:
         _not_found(stubber, "describe_dashboard", dashboard)

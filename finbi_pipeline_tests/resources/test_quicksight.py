@@ -75,6 +75,14 @@ def test_a_failed_ingestion_fails_and_keeps_the_last_good_data(publisher, stubbe
     # raised on any call it was not told to expect.
 
 
+def test_an_ingestion_that_dropped_rows_fails_naming_how_many(publisher, stubber):
+    stub_quicksight_refresh(stubber, first_deploy=False, dropping="interactions")
+    with dg.build_asset_context() as context, pytest.raises(dg.Failure) as failed:
+        publisher.refresh(context)
+    assert "finbi-interactions completed but dropped 3 of 10 rows" in failed.value.description
+    assert failed.value.metadata["rows_dropped"].value == 3
+
+
 def test_the_dashboard_definition_matches_the_api_model():
     definition = dashboard_definition(
         {"interactions": "arn:aws:quicksight:::dataset/a", "kpi_summary": "arn:b"}
