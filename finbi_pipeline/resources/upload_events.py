@@ -58,7 +58,8 @@ class UploadEvents(dg.ConfigurableResource):
         return keys, receipts
 
     def acknowledge(self, receipts: list[str]) -> None:
-        """Remove handled messages from the queue."""
+        """Remove handled messages from the queue; a message SQS would not delete (an expired
+        receipt handle) is logged, and comes back: a later tick finds its upload known."""
         if not receipts:
             return
         sqs = self._client()
@@ -67,7 +68,14 @@ class UploadEvents(dg.ConfigurableResource):
                 {"Id": str(i), "ReceiptHandle": receipt}
                 for i, receipt in enumerate(receipts[start : start + _BATCH])
             ]
-            sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            response = sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            # A 200 answer may still list entries that failed (SQS's DeleteMessageBatch).
+            for failed in response.get("Failed", []):
+                dg.get_dagster_logger().warning(
+                    f"SQS did not delete upload event message {failed['Id']} of "
+                    f"{self.queue_url}: {failed.get('Code')}: {failed.get('Message', '')}; "
+                    "it will be received again"
+                )
 
     def _client(self):
         # Imported here: boto3 and dagster_aws cost the local target half a second to load.

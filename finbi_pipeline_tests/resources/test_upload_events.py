@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from botocore.stub import Stubber
 
 from finbi_pipeline.resources.upload_events import UploadEvents, created_keys
 from finbi_pipeline_tests.aws.fixtures import BUCKET, REGION
@@ -67,3 +68,20 @@ def test_only_created_objects_count():
     )
     assert created_keys(body) == ["raw/sales/big file.csv"]
     assert created_keys('{"Service": "Amazon S3", "Event": "s3:TestEvent"}') == []
+
+
+def test_a_message_sqs_would_not_delete_is_logged(caplog):
+    events = UploadEvents(queue_url="https://sqs.us-east-1.amazonaws.com/1/q", region=REGION)
+    client = events._client()
+    object.__setattr__(events, "_client", lambda: client)  # one client, for the stubber
+    entries = [{"Id": "0", "ReceiptHandle": "r0"}, {"Id": "1", "ReceiptHandle": "r1"}]
+    failed = {"Id": "1", "SenderFault": True, "Code": "ReceiptHandleIsInvalid", "Message": "gone"}
+    with Stubber(client) as stub:
+        stub.add_response(
+            "delete_message_batch",
+            {"Successful": [{"Id": "0"}], "Failed": [failed]},
+            {"QueueUrl": events.queue_url, "Entries": entries},
+        )
+        events.acknowledge(["r0", "r1"])
+    assert "SQS did not delete upload event message 1" in caplog.text
+    assert "ReceiptHandleIsInvalid: gone" in caplog.text
