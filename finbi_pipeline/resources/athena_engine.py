@@ -108,8 +108,6 @@ class AthenaEngine(QueryEngine):
     # Where results go when the workgroup does not enforce its own output location.
     results_prefix: str = "athena-results/"
     analytics_prefix: str = "analytics/"
-    # Reuse results of identical read queries up to this age (0: off). CTAS never reuses.
-    result_reuse_minutes: int = 0
     query_timeout_s: float = 1800.0
     poll_interval_s: float = 1.0
     max_attempts: int = 8
@@ -135,7 +133,7 @@ class AthenaEngine(QueryEngine):
 
     # --- running statements ----------------------------------------------------------------
 
-    def run(self, sql: str, reuse: bool = False) -> QueryExecution:
+    def run(self, sql: str) -> QueryExecution:
         """Run one statement and wait for it; raise AthenaQueryError unless it succeeds."""
         request = {
             "QueryString": sql,
@@ -145,13 +143,6 @@ class AthenaEngine(QueryEngine):
             "WorkGroup": self.workgroup,
             "ResultConfiguration": {"OutputLocation": self.lake.uri(self.results_prefix)},
         }
-        if reuse and self.result_reuse_minutes > 0:
-            request["ResultReuseConfiguration"] = {
-                "ResultReuseByAgeConfiguration": {
-                    "Enabled": True,
-                    "MaxAgeInMinutes": self.result_reuse_minutes,
-                }
-            }
         query_id = self.athena.start_query_execution(**request)["QueryExecutionId"]
         try:
             execution = wait_until(
@@ -182,9 +173,6 @@ class AthenaEngine(QueryEngine):
             extra={
                 "state": state,
                 "total_ms": statistics.get("TotalExecutionTimeInMillis"),
-                "reused_result": statistics.get("ResultReuseInformation", {}).get(
-                    "ReusedPreviousResult", False
-                ),
             },
         )
         return QueryExecution(stats, state, execution.get("StatementType", "DML"))
@@ -198,8 +186,8 @@ class AthenaEngine(QueryEngine):
         result.stats.rows = int(response.get("UpdateCount", 0))
         return result.stats
 
-    def fetch_with_stats(self, sql: str, reuse: bool = False) -> tuple[QueryResult, QueryStats]:
-        result = self.run(sql, reuse=reuse)
+    def fetch_with_stats(self, sql: str) -> tuple[QueryResult, QueryStats]:
+        result = self.run(sql)
         query_id = result.stats.query_id
         columns, types, sql_types, rows = [], [], [], []
         paginator = self.athena.get_paginator("get_query_results")
@@ -220,9 +208,9 @@ class AthenaEngine(QueryEngine):
         return QueryResult(tuple(columns), tuple(sql_types), converted), result.stats
 
     def fetch(self, sql: str) -> QueryResult:
-        # Reuse (when configured) only here: ingestion's reads see files that change
-        # under the same SQL text, which Athena's result reuse cannot notice.
-        return self.fetch_with_stats(sql, reuse=True)[0]
+        # Never Athena's result reuse: it matches on the SQL text, and every read here
+        # (previews, row counts, the blocking KPI check) follows a write under the same text.
+        return self.fetch_with_stats(sql)[0]
 
     # --- QueryEngine -----------------------------------------------------------------------
 
@@ -413,7 +401,7 @@ class AthenaSession(EngineSession):
         return self._write_file(sql, columns, uri)
 
     def fetch(self, sql: str) -> QueryResult:
-        result, stats = self.engine.fetch_with_stats(self.resolve(sql), reuse=False)
+        result, stats = self.engine.fetch_with_stats(self.resolve(sql))
         self.stats.append(stats)
         return result
 

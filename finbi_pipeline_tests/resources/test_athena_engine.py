@@ -297,28 +297,6 @@ def test_throttling_is_retried_with_backoff():
     assert client.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 3}
 
 
-def test_result_reuse_is_requested_for_reads_when_enabled(lake, engine, stub):
-    reusing = engine.model_copy(update={"result_reuse_minutes": 60})
-    reusing._athena = engine._athena
-    stub.add_response(
-        "start_query_execution",
-        {"QueryExecutionId": "q4"},
-        {
-            "QueryString": "SELECT 1",
-            "ClientRequestToken": ANY,
-            "QueryExecutionContext": ANY,
-            "WorkGroup": "finbi",
-            "ResultConfiguration": ANY,
-            "ResultReuseConfiguration": {
-                "ResultReuseByAgeConfiguration": {"Enabled": True, "MaxAgeInMinutes": 60}
-            },
-        },
-    )
-    _state(stub, "q4", "SUCCEEDED", DataScannedInBytes=0)
-    stub.add_response("get_query_results", {"ResultSet": {"Rows": []}}, {"QueryExecutionId": "q4"})
-    reusing.fetch("SELECT 1")
-
-
 # --- the ingestion session: Glue scratch tables, SQL rewriting (moto, no Athena) -----------
 
 
