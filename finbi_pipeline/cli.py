@@ -51,6 +51,14 @@ def load(source_name: str, files: tuple[str, ...]) -> None:
             # Hidden names are the lake's in-flight temporaries; the sensor would not see them.
             if name.startswith(".") or "/" in name or "\\" in name:
                 raise click.UsageError(f"{file}: file names may not start with '.' or hold slashes")
+            try:
+                name.encode()
+            except UnicodeEncodeError:
+                printable = name.encode(errors="surrogateescape").decode(errors="backslashreplace")
+                raise click.UsageError(
+                    f"{printable}: the file name is not UTF-8 text, which lake keys (as S3's) "
+                    "must be: rename the file"
+                ) from None
             if not is_upload(name):
                 raise click.UsageError(
                     f"{file}: a name like this is taken for a temporary file (~ first or last, "

@@ -1,5 +1,6 @@
 """The `finbi` command line, driven in-process with click's runner."""
 
+import os
 import subprocess
 import sys
 
@@ -64,8 +65,9 @@ def test_a_broken_sources_file_is_one_clear_error(finbi_home, tmp_path, monkeypa
         (".sneaky.csv", "may not start with '.'"),
         ("day.csv.part", "is taken for a temporary file"),
         ("x*.csv", "file names may not hold *, ?, ["),
+        (os.fsdecode(b"caf\xe9.csv"), "caf\\xe9.csv: the file name is not UTF-8 text"),
     ],
-    ids=["hidden", "temporary", "pattern"],
+    ids=["hidden", "temporary", "pattern", "not-utf8"],
 )
 def test_load_refuses_names_the_pipeline_would_not_read(tmp_path, name, message):
     file = tmp_path / name

@@ -257,3 +257,14 @@ def test_on_s3_uploading_a_keys_earlier_content_again_is_a_new_upload(
     s3_lake.write_bytes("raw/sales/gone.csv", b"C")
     s3_lake.delete_prefix("raw/sales/gone.csv")
     assert tick(instance, s3_lake, cursor, upload_events=events).run_requests == []
+
+
+def test_a_file_whose_name_is_no_text_does_not_stop_the_others(instance, lake):
+    # Its key could not even be stored as a partition: every tick failed, ingesting nothing.
+    folder = os.fsencode(lake.uri("raw/interactions/"))
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, b"caf\xe9.csv"), "wb") as latin1_name:
+        latin1_name.write(b"x")
+    good = write(lake, "raw/interactions/good.csv", "x")
+    (request,) = tick(instance, lake).run_requests
+    assert request.tags[RANGE_START_TAG] == request.tags[RANGE_END_TAG] == good

@@ -115,8 +115,13 @@ class LocalLake(Lake):
             if not key.startswith(prefix) or (start_after is not None and key <= start_after):
                 continue
             try:
+                key.encode()  # a key is text, as on S3
                 stat = entry.stat()
             except FileNotFoundError:  # deleted while we listed
+                continue
+            except (UnicodeEncodeError, OSError) as exc:
+                # One such file must not stop the listing, and with it every upload.
+                _not_listed(key, exc)
                 continue
             found.append(_object(key, stat))
         yield from sorted(found)
@@ -130,7 +135,12 @@ class LocalLake(Lake):
         for entry in entries:
             if entry.name.startswith("."):  # as list_objects: hidden names are no objects
                 continue
-            if entry.is_dir():
+            try:
+                entry.name.encode()
+            except UnicodeEncodeError as exc:
+                _not_listed(f"{prefix}{entry.name}", exc)
+                continue
+            if _is_dir(entry):
                 folders.append(f"{prefix}{entry.name}/")
             else:
                 objects.append(f"{prefix}{entry.name}")
@@ -200,13 +210,35 @@ def _walk_files(folder: str) -> Iterator[os.DirEntry]:
         entries = list(os.scandir(folder))
     except FileNotFoundError:
         return
+    except OSError as exc:  # a folder we may not read
+        _not_listed(folder, exc)
+        return
     for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir(follow_symlinks=False):
             yield from _walk_files(entry.path)
-        elif not entry.is_dir():
+        elif not _is_dir(entry):
             yield entry
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    """Whether an entry is (or links to) a folder; a link that cannot be followed (one that
+    loops) is not: its stat then says why it is no object."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _not_listed(name: str, exc: Exception) -> None:
+    """Say which file a listing leaves out, and why (the sensor's tick log, `finbi run`)."""
+    printable = name.encode(errors="surrogateescape").decode(errors="backslashreplace")
+    if isinstance(exc, UnicodeEncodeError):
+        cause = "its name is not UTF-8 text, which lake keys (as S3's) must be: rename it"
+    else:
+        cause = f"{exc.strerror or exc}"
+    dg.get_dagster_logger().warning(f"{printable}: not listed in the lake, never ingested: {cause}")
 
 
 def _object(key: str, stat: os.stat_result) -> LakeObject:

@@ -1,5 +1,7 @@
 """LocalLake: keys map to files under `<home>/lake`, and no key reaches outside it."""
 
+import os
+
 import pytest
 
 from finbi_pipeline.resources.lake import LocalLake
@@ -27,6 +29,26 @@ def test_a_link_to_a_folder_is_no_object_and_a_link_to_a_file_is(tmp_path):
     listed = {obj.key: obj.size for obj in lake.list_objects("raw/shop/")}
 
     assert listed == {"raw/shop/a.csv": 1, "raw/shop/file-link.csv": 2}
+
+
+def test_a_name_that_is_no_text_or_a_looping_link_is_left_out_saying_so(tmp_path, caplog):
+    lake = LocalLake(home=str(tmp_path))
+    lake.write_bytes("raw/shop/a.csv", b"a")
+    folder = os.fsencode(tmp_path / "lake" / "raw" / "shop")
+    with open(os.path.join(folder, b"caf\xe9.csv"), "wb") as latin1_name:  # from an old zip
+        latin1_name.write(b"x")
+    os.symlink(b"loop.csv", os.path.join(folder, b"loop.csv"))
+    os.mkdir(os.path.join(folder, b"..", b"caf\xe9"))
+
+    assert [obj.key for obj in lake.list_objects("raw/shop/")] == ["raw/shop/a.csv"]
+    assert lake.list_children("raw/") == (["raw/shop/"], [])
+    assert "raw/shop/caf\\xe9.csv: not listed in the lake, never ingested: its name is not" in (
+        caplog.text
+    )
+    assert "raw/shop/loop.csv: not listed in the lake, never ingested: Too many levels" in (
+        caplog.text
+    )
+    assert "raw/caf\\xe9: not listed" in caplog.text
 
 
 def test_a_long_name_is_written(tmp_path):
