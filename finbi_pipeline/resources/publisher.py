@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from finbi_pipeline.metadata import markdown_table
 from finbi_pipeline.resources.engine import DuckDBEngine
 
 
@@ -33,4 +34,12 @@ class LocalDashboardPublisher(BIPublisher):
         from finbi_pipeline.dashboard.extract import build_serving_extract
 
         with self.engine.connect() as con:
-            return build_serving_extract(con, Path(self.home).resolve() / "dashboard")
+            built = build_serving_extract(con, Path(self.home).resolve() / "dashboard")
+        counts = built.pop("row_counts")
+        return {
+            **built,
+            "location": dg.MetadataValue.path(built.pop("path")),
+            "dagster/row_count": sum(counts.values()),
+            "row_counts": dg.MetadataValue.json(counts),
+            "preview": markdown_table(("serving table", "rows"), list(counts.items())),
+        }

@@ -114,6 +114,7 @@ class QuickSightPublisher(BIPublisher):
             "location": dg.MetadataValue.url(self.dashboard_url),
             "datasets": ", ".join(self.dataset_id(t) for t in DASHBOARD_DATASETS),
             "ingestions": ", ".join(f"{t}: {iid}" for t, iid in started.items()) or "none",
+            "dagster/row_count": sum(rows.values()),
             "rows_ingested": dg.MetadataValue.json(rows),
             "refresh_quota_use": dg.MetadataValue.json(quota_use),
             "skipped_over_quota": ", ".join(skipped) or "none",
