@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from finbi_pipeline.abandoned_runs import fail_abandoned_runs, process_tags
 from finbi_pipeline.ingest import ingest_log_key
 from finbi_pipeline.money import format_money
 from finbi_pipeline.resources import finbi_home, resolved_resources
@@ -70,6 +71,10 @@ def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "I
             f"{', '.join(declared)}); not ingested"
             for key in outside_sources(lake, declared)
         ]
+    warnings += [
+        f"run {run_id} was left started by a `finbi run` that was killed; marked failed"
+        for run_id in fail_abandoned_runs(instance)
+    ]
     known = set(instance.get_dynamic_partitions(uploads_partitions.name))
     instance.add_dynamic_partitions(
         uploads_partitions.name, [u.partition_key for u in landed if u.partition_key not in known]
@@ -84,7 +89,10 @@ def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "I
         job, tags = defs.resolve_job_def("refresh_job"), {}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(
-        run_config=run_config, instance=instance, tags=tags, raise_on_error=False
+        run_config=run_config,
+        instance=instance,
+        tags={**tags, **process_tags()},
+        raise_on_error=False,
     )
     summary = _summarize(result, len(ordered), defs)
     summary.warnings = warnings

@@ -13,7 +13,8 @@ uploads already in the landing zone; every `FULL_LISTING_SECONDS` it lists every
 anyway, in case a notification was lost.
 
 Whether an upload (key @ version) is new is decided by the instance's partitions, and the
-run key is the batch itself, so one version never runs twice.
+run key is the batch itself, so one version never runs twice. Each tick also fails the runs
+a killed `finbi run` left started (`abandoned_runs.py`), which would hold the run queue.
 """
 
 import hashlib
@@ -22,6 +23,7 @@ import time
 
 import dagster as dg
 
+from finbi_pipeline.abandoned_runs import fail_abandoned_runs
 from finbi_pipeline.jobs import ingest_job
 from finbi_pipeline.resources.lake import Lake
 from finbi_pipeline.resources.sources_resource import SourcesResource
@@ -77,6 +79,8 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
         sources: SourcesResource,
         upload_events: UploadEvents,
     ) -> dg.SensorResult:
+        for run_id in fail_abandoned_runs(context.instance):
+            context.log.warning(f"run {run_id} was left started by a killed `finbi run`: failed")
         state = json.loads(context.cursor) if context.cursor else {}
         high_water = float(state.get("high_water", 0.0))
         listed_at = float(state.get("listed_at", 0.0))
