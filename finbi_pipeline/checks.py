@@ -1,17 +1,19 @@
-"""Blocking check on the KPI table: non-empty and internally consistent before the
-dashboard is refreshed. (Reconciliation and schema-contract checks are emitted by the
-curated and catalog assets themselves.)"""
+"""Blocking check on the KPI table: non-empty (while the current uploads hold rows) and
+internally consistent before the dashboard is refreshed. (Reconciliation and
+schema-contract checks are emitted by the curated and catalog assets themselves.)"""
 
 import dagster as dg
 
 from finbi_pipeline.resources.engine import QueryEngine
-from finbi_pipeline.sql_templates import sql_file
+from finbi_pipeline.sql_templates import kpi_consistency_sql
 
 
-@dg.asset_check(asset="kpi_summary", blocking=True)
+# After the ingest log's table: it says whether the tables should hold anything.
+@dg.asset_check(asset="kpi_summary", blocking=True, additional_deps=["catalog_ingest_log"])
 def kpi_summary_consistent(engine: QueryEngine) -> dg.AssetCheckResult:
-    """One row, some activity, and every derived KPI equal to its definition."""
-    problems = engine.fetch(sql_file("kpi_summary_consistency")).column("problem")
+    """One row, activity unless no current upload holds a row, and every derived KPI equal
+    to its definition."""
+    problems = engine.fetch(kpi_consistency_sql()).column("problem")
     return dg.AssetCheckResult(
         passed=not problems, metadata={"problems": "; ".join(problems) or "none"}
     )

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from tabulate import tabulate
 
-from finbi_pipeline.resources.engine import QueryResult
+if TYPE_CHECKING:  # resources import this module
+    from finbi_pipeline.resources.engine import QueryResult
 
 
 def column_schema(columns: dict[str, str]) -> dg.TableSchema:

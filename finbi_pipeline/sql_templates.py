@@ -38,6 +38,12 @@ def sql_file(name: str) -> str:
     return (SQL_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
+def kpi_consistency_sql() -> str:
+    """The blocking KPI check's query (`kpi_summary_consistency.sql`), over the catalog."""
+    current = render("ingest_log_current", ingest_log="ingest_log")
+    return render("kpi_summary_consistency", ingest_log_current=current)
+
+
 def render(name: str, **fragments: str) -> str:
     """Fill the placeholders of `sql/<name>.sql`; every placeholder must be given."""
     text = sql_file(name)

@@ -7,7 +7,10 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from finbi_pipeline import checks
 from finbi_pipeline.cli import main
+from finbi_pipeline.dashboard import queries
+from finbi_pipeline.dashboard.extract import serving_path
 from finbi_pipeline_tests.conftest import SAMPLE
 
 
@@ -137,17 +140,36 @@ def test_a_run_loads_neither_pandas_nor_pyarrow(land, tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "[True, True] []", done.stdout + done.stderr
 
 
-def test_run_exits_non_zero_when_a_blocking_check_fails(finbi_home):
-    result = CliRunner().invoke(main, ["run"])  # empty lake: the KPI check blocks
+def test_run_exits_non_zero_when_a_blocking_check_fails(finbi_home, monkeypatch):
+    monkeypatch.setattr(checks, "kpi_consistency_sql", lambda: "SELECT 'tampered' AS problem")
+    result = CliRunner().invoke(main, ["run"])
 
     assert result.exit_code == 1
     failed = [line for line in result.output.splitlines() if line.startswith("FAILED: ")]
     # Once, with what the check found.
     assert failed == [
-        "FAILED: check kpi_summary_consistent on kpi_summary failed: "
-        "problems: no events and no orders: nothing to show"
+        "FAILED: check kpi_summary_consistent on kpi_summary failed: problems: tampered"
     ]
     assert "status: failed" in result.output
+    assert not serving_path(finbi_home).exists()  # the dashboard was not refreshed
+
+
+def test_retracting_every_upload_empties_the_dashboard(cli, finbi_home, tmp_path):
+    assert "status: ok" in cli("run").output  # an empty lake: nothing to show is no error
+    cli("load", "--source", "interactions", str(SAMPLE / "interactions.csv"))
+    cli("load", "--source", "sales", str(SAMPLE / "sales.csv"))
+    assert "status: ok" in cli("run").output
+    for source, name in (("interactions", "interactions.csv"), ("sales", "sales.csv")):
+        header_only = tmp_path / name
+        header_only.write_text((SAMPLE / name).read_text().splitlines()[0] + "\n")
+        cli("load", "--source", source, str(header_only))
+
+    result = cli("run")
+
+    assert result.exit_code == 0, result.output
+    assert "rows (current uploads): read 0" in result.output
+    info = queries.extract_info(queries.open_extract(serving_path(finbi_home)))
+    assert (info["events"], info["sales_lines"]) == (0, 0)
 
 
 def test_generate_writes_both_files(cli, tmp_path):

@@ -10,7 +10,14 @@ import sqlglot
 
 from finbi_pipeline.ingest import DATE_COLUMN
 from finbi_pipeline.sources import load_sources
-from finbi_pipeline.sql_templates import SQL_DIR, curation_sql, render, sql_file, validation_sql
+from finbi_pipeline.sql_templates import (
+    SQL_DIR,
+    curation_sql,
+    kpi_consistency_sql,
+    render,
+    sql_file,
+    validation_sql,
+)
 
 NOW = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
 
@@ -42,6 +49,8 @@ def _rendered() -> dict[str, str]:
             rendered[name] = render(name, new_rows="SELECT 1", stored_rows="SELECT 1")
         elif name == "ingest_log_current":
             rendered[name] = render(name, ingest_log="ingest_log")
+        elif name == "kpi_summary_consistency":
+            rendered[name] = kpi_consistency_sql()
         else:
             rendered[name] = sql_file(name)
     return rendered

@@ -8,7 +8,13 @@ import pytest
 import sqlglot
 
 from finbi_pipeline.resources.engine import DuckDBEngine
-from finbi_pipeline.sql_templates import ANALYTICS_TABLES, SQL_DIR, sql_file, to_duckdb
+from finbi_pipeline.sql_templates import (
+    ANALYTICS_TABLES,
+    SQL_DIR,
+    kpi_consistency_sql,
+    sql_file,
+    to_duckdb,
+)
 from finbi_pipeline_tests._catalog_tables import create_catalog_tables
 
 T = dt.datetime(2025, 4, 10, 12, 0)
@@ -150,11 +156,29 @@ def test_kpi_summary_on_empty_tables_has_zero_counts(finbi_home):
     assert row[:11] == (0, 0, 0, None, 0, 0, 0, Decimal(0), Decimal(0), Decimal(0), None)
 
 
+def _ingest_log(con, *uploads: tuple[str, int]) -> None:
+    """The catalog's ingest log, one (object key, rows accepted) upload each."""
+    con.execute(
+        "CREATE OR REPLACE TABLE ingest_log (upload_id VARCHAR, object_key VARCHAR,"
+        " rows_accepted BIGINT, ingested_at TIMESTAMP)"
+    )
+    if not uploads:
+        return
+    con.executemany(
+        "INSERT INTO ingest_log VALUES (?, ?, ?, ?)",
+        [
+            (f"{key}@{n}", key, rows, T + dt.timedelta(minutes=n))
+            for n, (key, rows) in enumerate(uploads)
+        ],
+    )
+
+
 def test_kpi_consistency_sql_finds_a_tampered_kpi(warehouse):
     for table in ("event_counts_by_type", "user_activity", "daily_sales", "kpi_summary"):
         warehouse.create_table(table, sql_file(table))
-    check = to_duckdb(sql_file("kpi_summary_consistency"))
+    check = to_duckdb(kpi_consistency_sql())
     with warehouse.connect() as con:
+        _ingest_log(con, ("raw/i/a.csv", 7), ("raw/s/b.csv", 4))
         assert con.execute(check).fetchall() == []
         con.execute("UPDATE kpi_summary SET net_revenue = net_revenue + 1")
         assert con.execute(check).fetchall() == [
@@ -162,10 +186,30 @@ def test_kpi_consistency_sql_finds_a_tampered_kpi(warehouse):
         ]
 
 
+def test_empty_kpis_fail_the_check_only_while_the_current_uploads_hold_rows(warehouse):
+    with warehouse.connect() as con:
+        con.execute("DELETE FROM interactions")
+        con.execute("DELETE FROM sales")
+    for table in ("event_counts_by_type", "user_activity", "daily_sales", "kpi_summary"):
+        warehouse.create_table(table, sql_file(table))
+    check = to_duckdb(kpi_consistency_sql())
+    with warehouse.connect() as con:
+        _ingest_log(con, ("raw/i/a.csv", 7))  # rows the tables lost: a broken refresh
+        assert con.execute(check).fetchall() == [
+            ("no events and no orders, but the current uploads hold 7 accepted rows",)
+        ]
+        # The key retracted with a header-only file: nothing to show is the truth.
+        _ingest_log(con, ("raw/i/a.csv", 7), ("raw/i/a.csv", 0))
+        assert con.execute(check).fetchall() == []
+        _ingest_log(con)  # nothing landed yet
+        assert con.execute(check).fetchall() == []
+
+
 @pytest.mark.parametrize("name", [*ANALYTICS_TABLES, "kpi_summary_consistency"])
 def test_analytics_sql_parses_as_athena(name):
     assert (SQL_DIR / f"{name}.sql").exists()
-    parsed = sqlglot.parse_one(sql_file(name), read="athena")
+    text = kpi_consistency_sql() if name == "kpi_summary_consistency" else sql_file(name)
+    parsed = sqlglot.parse_one(text, read="athena")
     assert parsed.find(sqlglot.exp.Select) is not None
 
 
