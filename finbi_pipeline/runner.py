@@ -101,7 +101,7 @@ def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "I
 
 def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
     failures = [
-        f"{event.step_key}: {event.event_specific_data.error.message.strip()}"
+        f"{event.step_key}: {_error_text(event.event_specific_data.error)}"
         for event in result.all_events
         if event.is_step_failure
         # A blocking check's own failure is reported below, with what it found.
@@ -134,6 +134,17 @@ def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
         failures.append(f"summary unavailable: {exc}")
     success = result.success and not failures
     return RunSummary(success=success, uploads=uploads, rows=rows, kpis=kpis, failures=failures)
+
+
+def _error_text(error) -> str:
+    """A step's error, with the first line of its root cause: a retried step's own error
+    only says that it ran out of retries (`Exceeded max_retries of 2`)."""
+    text = error.message.strip()
+    cause = error
+    while cause.cause is not None:
+        cause = cause.cause
+    root = cause.message.strip().splitlines()[0] if cause is not error else ""
+    return f"{text} ({root})" if root and root not in text else text
 
 
 def format_summary(summary: RunSummary) -> str:
