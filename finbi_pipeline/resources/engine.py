@@ -8,7 +8,6 @@ implementation lives in `athena_engine.py`. SQL given to either is always Athena
 from __future__ import annotations
 
 import gzip
-import mmap
 import os
 import time
 from abc import ABC, abstractmethod
@@ -483,15 +482,17 @@ class DuckDBSession(EngineSession):
 
 
 def _has_byte(uri: str, compression: str, byte: bytes) -> bool:
-    """Whether a local CSV holds `byte`: one memchr over the mapped file (a 400 MB file in
-    0.1 s), where counting takes 0.25 s; compressed files always may."""
+    """Whether a local CSV holds `byte`: a byte search through one reused 4 MiB buffer (a
+    400 MB file in 0.07 s; counting takes 0.25 s, and a memory map of the file would count
+    its pages in the process's resident memory); compressed files always may."""
     if compression == "gzip":
         return True
+    buffer = bytearray(1 << 22)
     with open(uri, "rb") as handle:
-        if os.fstat(handle.fileno()).st_size == 0:
-            return False
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            return mapped.find(byte) >= 0
+        while read := handle.readinto(buffer):
+            if buffer.find(byte, 0, read) >= 0:
+                return True
+    return False
 
 
 def _file_chunks(uri: str, options: dict) -> Iterator[bytes]:
