@@ -20,6 +20,7 @@ a killed `finbi run` left started (`abandoned_runs.py`), which would hold the ru
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dagster as dg
 
@@ -39,6 +40,8 @@ from finbi_pipeline.uploads import (
 LOOKBACK_SECONDS = 300.0
 FULL_LISTING_SECONDS = 3600.0
 MAX_EVENTS_PER_TICK = 1000
+# Parallel HEAD requests of a queue tick (botocore's connection pool holds 10).
+HEAD_WORKERS = 8
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -91,8 +94,10 @@ def build_new_upload_sensor(default_status: dg.DefaultSensorStatus) -> dg.Sensor
         if from_queue:
             created, receipts = upload_events.receive(MAX_EVENTS_PER_TICK)
             landed = [key for key in dict.fromkeys(created) if key.startswith(tuple(prefixes))]
-            # Each key at its current version, the one a run reads (None: deleted since).
-            recent = [obj for key in landed if (obj := lake.head(key)) is not None]
+            # Each key at its current version, the one a run reads (None: deleted since);
+            # asked HEAD_WORKERS at a time, so that a burst of uploads costs a second or two.
+            with ThreadPoolExecutor(HEAD_WORKERS) as pool:
+                recent = [obj for obj in pool.map(lake.head, landed) if obj is not None]
         elif upload_events.enabled:  # the safety net: every key, whatever its time
             recent = [obj for prefix in prefixes for obj in lake.list_objects(prefix)]
             listed_at = time.time()
