@@ -15,6 +15,7 @@ analytics/, athena-results/) in one bucket, reached through `dagster_aws.s3.S3Re
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,12 +35,17 @@ class S3Lake(Lake):
     bucket: str
     s3: S3Resource
     _client = PrivateAttr(default=None)
+    _client_lock = PrivateAttr(default_factory=threading.Lock)
 
     @property
     def client(self):
-        """One S3 client per resource instance (clients are thread-safe and costly to make)."""
+        """One S3 client per resource instance (clients are thread-safe and costly to make:
+        threads that ask for it at once, staging workers or the sensor's HEADs, wait for the
+        first one's instead of each making their own)."""
         if self._client is None:
-            self._client = self.s3.get_client()
+            with self._client_lock:
+                if self._client is None:
+                    self._client = self.s3.get_client()
         return self._client
 
     def list_objects(
