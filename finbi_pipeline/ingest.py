@@ -165,6 +165,11 @@ def stage_upload(
             )
         return _reject_whole_file(upload, source, lake, report, message, compression)
     parser_rejects = session.parser_rejects()
+    try:
+        session.check_records_read(uri, stats.rows + len(parser_rejects))
+    except UnreadableInput as exc:
+        message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
+        return _reject_whole_file(upload, source, lake, report, message, compression)
     reasons = session.fetch(
         f"SELECT reject_column, COUNT(*) AS n FROM read_parquet({literal(staged)}) "
         "WHERE reject_reason IS NOT NULL GROUP BY reject_column"
@@ -349,6 +354,11 @@ def _stage_batch(
             "GROUP BY file_uri"
         )
         clean = {index_of[uri]: int(n) for uri, n, rejected in counts.rows if not rejected}
+    for index, records in list(clean.items()):
+        try:
+            session.check_records_read(uris[index], records)
+        except UnreadableInput:  # staged alone, which rejects it saying why
+            del clean[index]
     with_parser_rejects = session.files_with_parser_rejects()
     reports, left = [], []
     for index, upload in enumerate(batch):

@@ -466,6 +466,13 @@ def test_a_quote_that_never_closes_rejects_the_file_naming_its_line_and_column(p
         result,
         "line 1002, column 2 (item_id): a quoted field opens here and the file never closes it",
     )
+    # A stray quote before it (text, which DuckDB accepts) hides it no more, nor gzip.
+    stray = [*lines[:10], 'U10,I1"0,VIEW,1700000010', *lines[11:]]
+    data = IH + "\n".join(stray).encode() + b"\n"
+    for name, upload in (("stray.csv", data), ("stray.csv.gz", gzip.compress(data))):
+        result = pipe.ingest("interactions", name, upload)
+        assert counts(result) == (2000, 0, 0, 2000), name
+        assert_whole_file_rejected(result, "line 1002, column 2 (item_id): a quoted field opens")
     # A stray quote, or a quoted field that closes lines later, is no such file.
     lines[1000] = 'U1000,"I1000,VIEW,1700001000\nU1001",I1001,VIEW,1700001001'
     lines[1500] = 'U1500,I15"00,VIEW,1700001500'
