@@ -8,6 +8,7 @@ refresh run when nothing is pending) on the persistent Dagster instance, so the 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,10 +89,12 @@ def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "I
     else:
         job, tags = defs.resolve_job_def("refresh_job"), {}
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+    run_id = str(uuid.uuid4())  # Dagster's own form of run id
     result = job.execute_in_process(
         run_config=run_config,
         instance=instance,
-        tags={**tags, **process_tags()},
+        run_id=run_id,
+        tags={**tags, **process_tags(run_id)},
         raise_on_error=False,
     )
     summary = _summarize(result, len(ordered), defs)
