@@ -105,17 +105,19 @@ def unclosed_quote(chunks: Iterable[bytes], quote: str, delimiter: str) -> tuple
 
 
 def utf8_chunks(chunks: Iterable[bytes], encoding: str) -> Iterator[bytes]:
-    """A CSV's bytes with UTF-16 (little-endian, the one DuckDB reads; its byte order mark
-    dropped) transcoded to UTF-8, a chunk at a time, so that line ends, quotes and
-    delimiters are the bytes the checks look for. Other encodings pass as they are: UTF-8
-    and Latin-1 agree on those bytes."""
+    """A CSV's bytes with UTF-16 (little-endian, the one DuckDB reads, unless a byte order
+    mark says otherwise) transcoded to UTF-8, a chunk at a time, so that line ends, quotes
+    and delimiters are the bytes the checks look for. Other encodings pass as they are:
+    UTF-8 and Latin-1 agree on those bytes."""
     if encoding != "utf-16":
         yield from chunks
         return
-    decoder = codecs.getincrementaldecoder("utf-16-le")(errors="replace")
-    first = True
+    decoder = None
     for chunk in chunks:
-        if first:
-            chunk, first = chunk.removeprefix(codecs.BOM_UTF16_LE), False
+        if decoder is None:
+            order = "utf-16-be" if chunk.startswith(codecs.BOM_UTF16_BE) else "utf-16-le"
+            decoder = codecs.getincrementaldecoder(order)(errors="replace")
+            chunk = chunk.removeprefix(codecs.BOM_UTF16_BE).removeprefix(codecs.BOM_UTF16_LE)
         yield decoder.decode(chunk).encode()
-    yield decoder.decode(b"", final=True).encode()
+    if decoder is not None:
+        yield decoder.decode(b"", final=True).encode()

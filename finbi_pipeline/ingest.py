@@ -398,14 +398,14 @@ def _check_readable(
         _check_gzip_complete(lake, upload)
     if not head.removeprefix(codecs.BOM_UTF8).strip():
         raise UnreadableFile(f"{where}: empty file (no header and no rows)")
-    _check_line_endings(where, head, source.csv.quote, source.csv.delimiter)
-    if not source.csv.header:
-        return None
     if source.csv.encoding == "utf-16" and head.startswith(codecs.BOM_UTF16_BE):
         raise UnreadableFile(
             f"{where}: the file is big-endian UTF-16 (it starts with the byte order mark FE FF); "
             "the CSV reader reads little-endian UTF-16 only: save it as UTF-16 LE or UTF-8"
         )
+    _check_line_endings(where, head, source.csv.quote, source.csv.delimiter)
+    if not source.csv.header:
+        return None
     first_line = head.split(b"\n", 1)[0].rstrip(b"\r")
     encoding = "utf-8-sig" if source.csv.encoding == "utf-8" else source.csv.encoding
     try:

@@ -361,11 +361,18 @@ def test_a_file_rejected_whole_counts_no_empty_lines_as_records(pipe):
     assert counts(rejected) == (2, 0, 0, 2)
 
 
-def test_big_endian_utf16_is_rejected_saying_so(pipe, tmp_path):
-    pipe.sources = write_sources(tmp_path, UTF16_TABS)
-    text = "user_id\titem_id\tevent_type\ttimestamp\nU1\tI1\tVIEW\t1700000000\n"
-    result = pipe.ingest("excel", "be.txt", codecs.BOM_UTF16_BE + text.encode("utf-16-be"))
-    assert_whole_file_rejected(result, "big-endian UTF-16 (it starts with the byte order mark")
+def test_big_endian_utf16_is_rejected_saying_so_and_counted(pipe, tmp_path):
+    headerless = UTF16_TABS.replace(
+        "encoding: utf-16}", "encoding: utf-16, names: [user_id, item_id, event_type, timestamp]}"
+    )
+    rows = "U1\tI1\tVIEW\t1700000000\nU2\tI2\tVIEW\t1700000001\n"
+    header = "user_id\titem_id\tevent_type\ttimestamp\n"
+    for sources, text in ((UTF16_TABS, header + rows), (headerless, rows)):
+        pipe.sources = write_sources(tmp_path, sources)
+        big_endian = codecs.BOM_UTF16_BE + text.encode("utf-16-be")
+        result = pipe.ingest("excel", "be.txt", big_endian)
+        assert_whole_file_rejected(result, "big-endian UTF-16 (it starts with the byte order mark")
+        assert counts(result) == (2, 0, 0, 2)
 
 
 def test_non_utf8_bytes_in_a_row_quarantine_that_row_only(pipe):
