@@ -238,7 +238,7 @@ class AthenaEngine(QueryEngine):
             session.close()
 
     def check_workgroup_allows_ctas(self) -> None:
-        """Raise AthenaWorkgroupError when the workgroup enforces its own results location.
+        """Raise AthenaWorkgroupError when the workgroup enforces its own settings.
 
         Athena then fails every CTAS that names an `external_location` ("Considerations and
         limitations for CTAS queries"), and every FinBI table lives at a chosen prefix. Asked
@@ -248,12 +248,11 @@ class AthenaEngine(QueryEngine):
             return
         workgroup = self.athena.get_work_group(WorkGroup=self.workgroup)["WorkGroup"]
         config = workgroup.get("Configuration", {})
-        enforced = config.get("EnforceWorkGroupConfiguration", False)
-        results = config.get("ResultConfiguration", {}).get("OutputLocation")
-        if enforced and results:
+        # Whether it names a results location of its own or uses managed query results.
+        if config.get("EnforceWorkGroupConfiguration", False):
             raise AthenaWorkgroupError(
                 f"Athena workgroup {self.workgroup!r} overrides client-side settings "
-                f"(EnforceWorkGroupConfiguration, results in {results}): Athena then refuses "
+                "(EnforceWorkGroupConfiguration): Athena then refuses "
                 "every CREATE TABLE AS SELECT with an external_location, which FinBI's tables "
                 "need. Turn 'Override client-side settings' off for this workgroup (the stack "
                 "in infra/finbi.yaml does) or set FINBI_ATHENA_WORKGROUP to one that does not "

@@ -262,6 +262,8 @@ class QuickSightPublisher(BIPublisher):
                     "ingestion_id": ingestion_id,
                     "rows_dropped": dropped,
                 },
+                # A retry would ingest the same rows again, spending the daily quota.
+                allow_retries=False,
             )
         return int(rows.get("RowsIngested", 0))
 

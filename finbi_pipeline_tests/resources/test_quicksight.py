@@ -81,6 +81,7 @@ def test_an_ingestion_that_dropped_rows_fails_naming_how_many(publisher, stubber
         publisher.refresh(context)
     assert "finbi-interactions completed but dropped 3 of 10 rows" in failed.value.description
     assert failed.value.metadata["rows_dropped"].value == 3
+    assert not failed.value.allow_retries  # another ingestion would drop the same rows
 
 
 def test_the_dashboard_definition_matches_the_api_model():
