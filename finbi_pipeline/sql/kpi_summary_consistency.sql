@@ -15,10 +15,11 @@ problems AS (
     SELECT 'kpi_summary has ' || CAST((SELECT COUNT(*) FROM k) AS VARCHAR) || ' rows' AS problem
     WHERE (SELECT COUNT(*) FROM k) <> 1
     UNION ALL
-    SELECT 'no events and no orders, but the current uploads hold '
+    -- Every accepted event has a user and every accepted sales line an order or a return:
+    -- KPIs without any, while the current uploads hold rows, come from a broken refresh.
+    SELECT 'no users, no orders and no returns, but the current uploads hold '
         || CAST(accepted.n AS VARCHAR) || ' accepted rows' FROM k, accepted
-    WHERE total_views + total_add_to_carts + total_purchases = 0 AND orders = 0
-        AND accepted.n > 0
+    WHERE total_users = 0 AND orders = 0 AND returns_value = 0 AND accepted.n > 0
     UNION ALL
     SELECT 'conversion_rate is not total_purchases / total_views' FROM k
     WHERE (total_views = 0 AND conversion_rate IS NOT NULL)

@@ -196,13 +196,25 @@ def test_empty_kpis_fail_the_check_only_while_the_current_uploads_hold_rows(ware
     with warehouse.connect() as con:
         _ingest_log(con, ("raw/i/a.csv", 7))  # rows the tables lost: a broken refresh
         assert con.execute(check).fetchall() == [
-            ("no events and no orders, but the current uploads hold 7 accepted rows",)
+            ("no users, no orders and no returns, but the current uploads hold 7 accepted rows",)
         ]
         # The key retracted with a header-only file: nothing to show is the truth.
         _ingest_log(con, ("raw/i/a.csv", 7), ("raw/i/a.csv", 0))
         assert con.execute(check).fetchall() == []
         _ingest_log(con)  # nothing landed yet
         assert con.execute(check).fetchall() == []
+
+
+def test_kpis_of_favorites_only_or_returns_only_pass_the_check(warehouse):
+    # Neither counts in views, carts, purchases or orders, yet both are data to show.
+    with warehouse.connect() as con:
+        con.execute("DELETE FROM interactions WHERE event_type <> 'FAVORITE'")
+        con.execute("DELETE FROM sales WHERE quantity > 0")
+        _ingest_log(con, ("raw/i/a.csv", 1), ("raw/s/b.csv", 1))
+    for table in ("event_counts_by_type", "user_activity", "daily_sales", "kpi_summary"):
+        warehouse.create_table(table, sql_file(table))
+    with warehouse.connect() as con:
+        assert con.execute(to_duckdb(kpi_consistency_sql())).fetchall() == []
 
 
 @pytest.mark.parametrize("name", [*ANALYTICS_TABLES, "kpi_summary_consistency"])
