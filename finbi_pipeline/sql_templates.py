@@ -223,8 +223,10 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
         return {
             "timestamp_local": "CAST(NULL AS VARCHAR)",
             # A number as both engines read one: DuckDB alone reads '1_700_000_000', Athena
-            # (Java) alone '1700000000d' or 'f'.
+            # (Java) alone '1700000000d' or 'f' and hexadecimal ('0x1p30'). Cheap tests for
+            # those instead of a regular expression over every record.
             "timestamp_value": "CASE WHEN strpos(timestamp_raw, '_') = 0 AND "
+            "strpos(lower(timestamp_raw), 'x') = 0 AND "
             "lower(substr(timestamp_raw, -1)) NOT IN ('d', 'f') "
             "THEN TRY_CAST(timestamp_raw AS DOUBLE) END",
             # NaN and infinity ('nan', 'inf', '1e400') parse as doubles but are no time.

@@ -592,10 +592,11 @@ def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
             f"U9,I9,VIEW,1e400\n"  # 10: infinity
             f"U10,I10,VIEW,1_700_000_000\n"  # 11: DuckDB alone reads it
             f"U11,I11,VIEW,1700000000d\n"  # 12: Athena alone reads it
+            f"U12,I12,VIEW,0x1p30\n"  # 13: and this (2004-01-10)
         ).encode()
     )
     result = pipe.ingest("interactions", "times.csv", data)
-    assert counts(result) == (11, 2, 0, 9)
+    assert counts(result) == (12, 2, 0, 10)
     outside = f"is outside the plausible window {WINDOW}"
     assert rejects(result) == [
         (2, "timestamp", "timestamp: cannot parse 'abc' as epoch seconds"),
@@ -612,6 +613,7 @@ def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
         (10, "timestamp", "timestamp: cannot parse '1e400' as epoch seconds"),
         (11, "timestamp", "timestamp: cannot parse '1_700_000_000' as epoch seconds"),
         (12, "timestamp", "timestamp: cannot parse '1700000000d' as epoch seconds"),
+        (13, "timestamp", "timestamp: cannot parse '0x1p30' as epoch seconds"),
     ]
     assert pipe.curated("interactions") == [
         interaction("U3", "I3", "VIEW", LOW),
