@@ -91,6 +91,7 @@ def queries() -> list[tuple[str, str, str]]:
         "full_build_at": "NULL",
         "rows_since_full_build": "NULL",
         "duckdb_version": "NULL",
+        "sales_abs_amount": "NULL",
     }
     for table in SERVING_TABLES:
         for name, sql in ((table.name, table.query), *table.staging):

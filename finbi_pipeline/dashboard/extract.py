@@ -33,6 +33,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -52,7 +53,7 @@ _log = logging.getLogger(__name__)
 SERVING_FILENAME = "serving.duckdb"
 # Bump when the serving tables change shape: the app then asks for a rebuild instead of
 # failing on an extract written by an older version.
-EXTRACT_VERSION = 5
+EXTRACT_VERSION = 6
 # A refresh builds the extract from scratch once the rows added incrementally since the
 # last full build exceed this share of it: appended rows sit in row groups of their own,
 # outside the per-user clustering, and a user lookup reads a little more with each append.
@@ -116,7 +117,7 @@ class ServingTable:
 # ORDER BY matters for speed: DuckDB keeps min/max per row group, so data sorted by the
 # column a query filters on lets it skip the rest of the table.
 # Stored money sums are cast back to `{money}`: DECIMAL(18, 4), the contract's own money
-# type, whenever every sum must fit it (`_money_type`), since summing 64-bit decimals is far
+# type, whenever every sum must fit it (`money_type`), since summing 64-bit decimals is far
 # faster than DuckDB's default 128-bit DECIMAL(38, 4) sums (about 1 ms instead of 50 ms over
 # 170k orders); DECIMAL(38, 4) for sales whose amounts add up past what it holds.
 SERVING_TABLES: tuple[ServingTable, ...] = (
@@ -351,6 +352,7 @@ SERVING_TABLES: tuple[ServingTable, ...] = (
             {full_build_at}::TIMESTAMP AS full_build_at,
             {rows_since_full_build}::BIGINT AS rows_since_full_build,
             {duckdb_version}::VARCHAR AS duckdb_version,
+            {sales_abs_amount}::DECIMAL(38, 4) AS sales_abs_amount,
             (SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads
              WHERE kind = 'interactions')::BIGINT AS events,
             (SELECT coalesce(sum(rows), 0) FROM {build}.extract_uploads
@@ -423,10 +425,10 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
         warehouse.execute(
             f"CREATE TABLE {_SCRATCH_ALIAS}.current_uploads AS {uploads_values(current)}"
         )
-        money = _money_type(warehouse)
-        plan = _start_build(warehouse, target, temporary, money)
+        plan = _start_build(warehouse, target, temporary)
         if plan.mode == "full":
             plan.full_build_at = refreshed_at
+            plan.sales_abs_amount = _abs_amount(warehouse, "finbi.sales")
         else:
             _find_affected_keys(warehouse, plan)
         # Literals, not bound parameters (`literal` says why).
@@ -436,7 +438,8 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
             "full_build_at": literal(plan.full_build_at),
             "rows_since_full_build": literal(plan.rows_since_full_build),
             "duckdb_version": literal(duckdb.__version__),
-            "money": money,
+            "sales_abs_amount": literal(str(plan.sales_abs_amount)),  # cast to DECIMAL
+            "money": money_type(plan.sales_abs_amount),
         }
         row_counts = {}
         for table in SERVING_TABLES:
@@ -486,11 +489,11 @@ class _Plan:
     new_rows: dict[str, str] = field(default_factory=dict)
     full_build_at: datetime | None = None
     rows_since_full_build: int = 0
+    # The absolute amounts of the sales lines the extract holds, added up (`money_type`).
+    sales_abs_amount: Decimal = Decimal(0)
 
 
-def _start_build(
-    warehouse: duckdb.DuckDBPyConnection, target: Path, temporary: Path, money: str
-) -> _Plan:
+def _start_build(warehouse: duckdb.DuckDBPyConnection, target: Path, temporary: Path) -> _Plan:
     """Attach the extract under construction as `_BUILD_ALIAS`: a copy of the current one
     when it can be updated in place, else a new, empty database."""
     if not target.exists():
@@ -498,7 +501,7 @@ def _start_build(
     else:
         shutil.copyfile(target, temporary)
         _attach(warehouse, temporary, _BUILD_ALIAS)
-        plan = _plan_update(warehouse, money)
+        plan = _plan_update(warehouse)
         if plan.mode == "incremental":
             return plan
         warehouse.execute(f"DETACH {_BUILD_ALIAS}")
@@ -507,15 +510,14 @@ def _start_build(
     return plan
 
 
-def _plan_update(warehouse: duckdb.DuckDBPyConnection, money: str) -> _Plan:
+def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
     """Compare the extract attached as `_BUILD_ALIAS` with the warehouse: an incremental
-    plan when the warehouse only gained uploads, else a full one that says why. `money`
-    is the type the extract's money sums need now."""
+    plan when the warehouse only gained uploads, else a full one that says why."""
     build, scratch = _BUILD_ALIAS, _SCRATCH_ALIAS
     try:
-        version, full_build_at, since, built_by = warehouse.execute(
-            f"SELECT extract_version, full_build_at, rows_since_full_build, duckdb_version "
-            f"FROM {build}.extract_info"
+        version, full_build_at, since, built_by, sales_abs_amount = warehouse.execute(
+            "SELECT extract_version, full_build_at, rows_since_full_build, duckdb_version, "
+            f"sales_abs_amount FROM {build}.extract_info"
         ).fetchone()
     except duckdb.Error:
         version = None
@@ -524,12 +526,6 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection, money: str) -> _Plan:
     if built_by != duckdb.__version__:
         # User keys are DuckDB hashes, stable only within a DuckDB version.
         return _Plan("full", f"the extract was written with DuckDB {built_by}")
-    (stored_money,) = warehouse.execute(
-        "SELECT data_type FROM duckdb_columns() WHERE database_name = "
-        f"{literal(build)} AND table_name = 'sales_orders' AND column_name = 'gross_revenue'"
-    ).fetchone()
-    if stored_money.replace(",", ", ") != money:
-        return _Plan("full", f"the sales' money sums need {money}, not {stored_money}")
     (gone,) = warehouse.execute(
         f"SELECT count(*) FROM (SELECT * FROM {build}.extract_uploads "
         f"EXCEPT SELECT * FROM {scratch}.current_uploads)"
@@ -557,6 +553,9 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection, money: str) -> _Plan:
         plan.new_uploads[kind].append(upload_id)
     for kind in KINDS:
         plan.new_rows[kind] = f"({rows_of_uploads(warehouse, kind, plan.new_uploads[kind])})"
+    plan.sales_abs_amount = sales_abs_amount + _abs_amount(warehouse, plan.new_rows["sales"])
+    if money_type(plan.sales_abs_amount) != money_type(sales_abs_amount):
+        return _Plan("full", f"the sales' money sums need {money_type(plan.sales_abs_amount)}")
     # user_events stores event types and sources as ENUMs of the values it was built with.
     delta = plan.new_rows["interactions"]
     (unseen,) = warehouse.execute(
@@ -717,13 +716,18 @@ def _execute_within_memory(warehouse: duckdb.DuckDBPyConnection, sql: str) -> No
             warehouse.execute(f"SET threads = {int(threads)}")
 
 
-def _money_type(warehouse: duckdb.DuckDBPyConnection) -> str:
-    """The type of the extract's money sums: DECIMAL(18, 4) when the absolute amounts of
-    every sales line add up to less than its 10^14, so that no sum of them can overflow it
-    (a shop in rupiah or dong may get past that), else DECIMAL(38, 4). One aggregate over
-    the sales' amount column."""
-    (total,) = warehouse.execute("SELECT coalesce(sum(abs(amount)), 0) FROM finbi.sales").fetchone()
-    return "DECIMAL(18, 4)" if total < 10**14 else "DECIMAL(38, 4)"
+def money_type(sales_abs_amount: Decimal) -> str:
+    """The type of the extract's money sums: DECIMAL(18, 4) when the absolute amounts of its
+    sales lines add up to less than that type's 10^14, so that no sum of them can overflow
+    it (a shop in rupiah or dong may get past that), else DECIMAL(38, 4)."""
+    return "DECIMAL(18, 4)" if sales_abs_amount < 10**14 else "DECIMAL(38, 4)"
+
+
+def _abs_amount(warehouse: duckdb.DuckDBPyConnection, sales: str) -> Decimal:
+    """The absolute amounts of the sales lines of relation `sales`, added up: read from
+    every line at a full build, from the new uploads' lines at an incremental one."""
+    (total,) = warehouse.execute(f"SELECT coalesce(sum(abs(amount)), 0) FROM {sales}").fetchone()
+    return Decimal(total)
 
 
 def _user_keys_collide(warehouse: duckdb.DuckDBPyConnection, new_events: str = "") -> bool:
