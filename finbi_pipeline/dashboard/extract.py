@@ -117,7 +117,7 @@ class ServingTable:
 # ORDER BY matters for speed: DuckDB keeps min/max per row group, so data sorted by the
 # column a query filters on lets it skip the rest of the table.
 # Stored money sums are cast back to `{money}`: DECIMAL(18, 4), the contract's own money
-# type, whenever every sum must fit it (`money_type`), since summing 64-bit decimals is far
+# type, whenever every sum must fit it (`_money_type`), since summing 64-bit decimals is far
 # faster than DuckDB's default 128-bit DECIMAL(38, 4) sums (about 1 ms instead of 50 ms over
 # 170k orders); DECIMAL(38, 4) for sales whose amounts add up past what it holds.
 SERVING_TABLES: tuple[ServingTable, ...] = (
@@ -439,7 +439,7 @@ def build_serving_extract(warehouse: duckdb.DuckDBPyConnection, dashboard_dir: P
             "rows_since_full_build": literal(plan.rows_since_full_build),
             "duckdb_version": literal(duckdb.__version__),
             "sales_abs_amount": literal(str(plan.sales_abs_amount)),  # cast to DECIMAL
-            "money": money_type(plan.sales_abs_amount),
+            "money": _money_type(plan.sales_abs_amount),
         }
         row_counts = {}
         for table in SERVING_TABLES:
@@ -489,7 +489,7 @@ class _Plan:
     new_rows: dict[str, str] = field(default_factory=dict)
     full_build_at: datetime | None = None
     rows_since_full_build: int = 0
-    # The absolute amounts of the sales lines the extract holds, added up (`money_type`).
+    # The absolute amounts of the sales lines the extract holds, added up (`_money_type`).
     sales_abs_amount: Decimal = Decimal(0)
 
 
@@ -554,8 +554,8 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
     for kind in KINDS:
         plan.new_rows[kind] = f"({rows_of_uploads(warehouse, kind, plan.new_uploads[kind])})"
     plan.sales_abs_amount = sales_abs_amount + _abs_amount(warehouse, plan.new_rows["sales"])
-    if money_type(plan.sales_abs_amount) != money_type(sales_abs_amount):
-        return _Plan("full", f"the sales' money sums need {money_type(plan.sales_abs_amount)}")
+    if _money_type(plan.sales_abs_amount) != _money_type(sales_abs_amount):
+        return _Plan("full", f"the sales' money sums need {_money_type(plan.sales_abs_amount)}")
     # user_events stores event types and sources as ENUMs of the values it was built with.
     delta = plan.new_rows["interactions"]
     (unseen,) = warehouse.execute(
@@ -716,7 +716,7 @@ def _execute_within_memory(warehouse: duckdb.DuckDBPyConnection, sql: str) -> No
             warehouse.execute(f"SET threads = {int(threads)}")
 
 
-def money_type(sales_abs_amount: Decimal) -> str:
+def _money_type(sales_abs_amount: Decimal) -> str:
     """The type of the extract's money sums: DECIMAL(18, 4) when the absolute amounts of its
     sales lines add up to less than that type's 10^14, so that no sum of them can overflow
     it (a shop in rupiah or dong may get past that), else DECIMAL(38, 4)."""
