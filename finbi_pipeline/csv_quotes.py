@@ -11,12 +11,26 @@ DuckDB reads as the same field going on (`"a" "b"` is `a b`). Counting quotes in
 from __future__ import annotations
 
 import codecs
-import itertools
 import re
 from collections.abc import Iterable, Iterator
 
 # A line end followed by an empty line (LF or CRLF).
 LINE_BEFORE_EMPTY = re.compile(rb"\n(?=\r?\n)")
+
+
+def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The bytes of `chunks` again, in blocks that each start at a line start and end at a
+    line end (the last one perhaps without it), as `QuotedFields` reads them."""
+    pending: list[bytes] = []  # the start of a line the chunks so far have not ended
+    for chunk in chunks:
+        end = chunk.rfind(b"\n") + 1
+        if end:
+            yield b"".join([*pending, chunk[:end]])
+            pending = [chunk[end:]]
+        else:
+            pending.append(chunk)
+    if any(pending):
+        yield b"".join(pending)
 
 
 class QuotedFields:
@@ -83,11 +97,7 @@ def unclosed_quote(chunks: Iterable[bytes], quote: str, delimiter: str) -> tuple
     quoted = QuotedFields(quote, delimiter)
     lines = 0  # line ends before the current block
     opened = None
-    pending = b""
-    for chunk in itertools.chain(chunks, [b"\n"]):  # a last line without its end too
-        data = pending + chunk
-        end = data.rfind(b"\n") + 1  # whole lines only: a block starts at a line start
-        block, pending = data[:end], data[end:]
+    for block in whole_lines(chunks):
         last = None
         for _, stop in quoted.unquoted(block):
             last = stop

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
-from finbi_pipeline.csv_quotes import LINE_BEFORE_EMPTY, QuotedFields, utf8_chunks
+from finbi_pipeline.csv_quotes import LINE_BEFORE_EMPTY, QuotedFields, utf8_chunks, whole_lines
 from finbi_pipeline.resources.engine import (
     EngineSession,
     ParserReject,
@@ -156,6 +156,8 @@ def stage_upload(
         stats = session.write_parquet(
             staged_records_sql(source, "raw_records", now), staged, scratch=True
         )
+        parser_rejects = session.parser_rejects()
+        session.check_records_read(uri, stats.rows + len(parser_rejects))
     except UnreadableInput as exc:
         message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
         if "invalid state" in str(exc):
@@ -163,12 +165,6 @@ def stage_upload(
                 " (the usual causes: mixed LF and CRLF line endings, or a carriage return"
                 " (CR) outside quotes; save the file with one kind of line ending)"
             )
-        return _reject_whole_file(upload, source, lake, report, message, compression)
-    parser_rejects = session.parser_rejects()
-    try:
-        session.check_records_read(uri, stats.rows + len(parser_rejects))
-    except UnreadableInput as exc:
-        message = f"{upload.key}: the CSV reader cannot parse the file: {exc}"
         return _reject_whole_file(upload, source, lake, report, message, compression)
     reasons = session.fetch(
         f"SELECT reject_column, COUNT(*) AS n FROM read_parquet({literal(staged)}) "
@@ -523,16 +519,11 @@ def _count_lines(lake: Lake, key: str, compression: str | None, encoding: str) -
             yield chunk
 
     lf = cr = empty = 0
-    last, pending = b"\n", b""
-    for chunk in utf8_chunks(chunks(), encoding):
-        if not chunk:
-            continue
-        lf += chunk.count(b"\n")
-        cr += chunk.count(b"\r")
-        last = chunk[-1:]
-        data = pending + chunk
-        end = data.rfind(b"\n") + 1  # whole lines: a block starts at a line start
-        block, pending = data[:end], data[end:]
+    last = b"\n"
+    for block in whole_lines(utf8_chunks(chunks(), encoding)):
+        lf += block.count(b"\n")
+        cr += block.count(b"\r")
+        last = block[-1:]
         empty += len(LINE_BEFORE_EMPTY.findall(block)) + block.startswith((b"\n", b"\r\n"))
     if lf == 0 and cr:
         return cr + (last != b"\r")
