@@ -5,7 +5,7 @@ its history. A schema change is reported; a breaking one fails the blocking cont
 
 import dagster as dg
 
-from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY
+from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY, permanent_errors_not_retried
 from finbi_pipeline.ingest import CURATED_COLUMNS, DATE_COLUMN, QUARANTINE_COLUMNS
 from finbi_pipeline.metadata import table_metadata
 from finbi_pipeline.resources.catalog import Catalog, SchemaChange, TableSpec
@@ -67,9 +67,10 @@ def contract_check(table: TableSpec, change: SchemaChange) -> dg.AssetCheckResul
 
 
 def _register(table: TableSpec, catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult:
-    change = catalog.register_table(table)
-    rows = engine.fetch(f"SELECT COUNT(*) FROM {table.name}").scalar()
-    preview = engine.fetch(f"SELECT * FROM {table.name} LIMIT 10")
+    with permanent_errors_not_retried():
+        change = catalog.register_table(table)
+        rows = engine.fetch(f"SELECT COUNT(*) FROM {table.name}").scalar()
+        preview = engine.fetch(f"SELECT * FROM {table.name} LIMIT 10")
     return dg.MaterializeResult(
         metadata={
             **table_metadata(rows, change.current, preview, catalog.location(table)),

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from finbi_pipeline.assets.analytics import ANALYTICS_INPUTS
-from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY
+from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY, permanent_errors_not_retried
 from finbi_pipeline.resources.publisher import BIPublisher
 
 
@@ -18,4 +18,5 @@ def dashboard_dataset(
     context: dg.AssetExecutionContext, publisher: BIPublisher
 ) -> dg.MaterializeResult:
     """Refreshes the dashboard's datasets; blocking checks upstream keep bad data out."""
-    return dg.MaterializeResult(metadata=publisher.refresh(context))
+    with permanent_errors_not_retried():
+        return dg.MaterializeResult(metadata=publisher.refresh(context))

@@ -79,16 +79,22 @@ _STRING_LITERAL = re.compile(r"'((?:[^']|'')*)'")
 
 
 class AthenaQueryError(RuntimeError):
-    """An Athena query that ended FAILED or CANCELLED."""
+    """An Athena query that ended FAILED or CANCELLED; `permanent` when Athena's own
+    `AthenaError` says that resubmitting it would not help."""
 
-    def __init__(self, query_id: str, state: str, reason: str, sql: str):
+    def __init__(
+        self, query_id: str, state: str, reason: str, sql: str, retryable: bool | None = None
+    ):
         self.query_id, self.state, self.reason = query_id, state, reason
+        self.permanent = retryable is False
         first_line = sql.strip().splitlines()[0][:120] if sql.strip() else ""
         super().__init__(f"Athena query {query_id} {state}: {reason} (query: {first_line} …)")
 
 
 class AthenaWorkgroupError(RuntimeError):
     """The workgroup's settings forbid what FinBI's statements need."""
+
+    permanent = True
 
 
 @dataclass
@@ -163,7 +169,11 @@ class AthenaEngine(QueryEngine):
         state = status["State"]
         if state != "SUCCEEDED":
             raise AthenaQueryError(
-                query_id, state, status.get("StateChangeReason", "no reason given"), sql
+                query_id,
+                state,
+                status.get("StateChangeReason", "no reason given"),
+                sql,
+                retryable=status.get("AthenaError", {}).get("Retryable"),
             )
         statistics = execution.get("Statistics", {})
         stats = QueryStats(

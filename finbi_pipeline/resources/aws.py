@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import boto3
 import dagster as dg
 from botocore.config import Config
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ParamValidationError
 from dagster_aws.s3 import S3Resource
 
 T = TypeVar("T")
@@ -44,6 +45,37 @@ def boto_client(service: str, region: str | None, max_attempts: int = DEFAULT_MA
     return boto3.session.Session().client(
         service, region_name=region or None, config=retry_config(max_attempts)
     )
+
+
+# Error codes that a retry meets again: credentials, permissions, missing resources, invalid
+# requests. Throttling and server errors are retried (by botocore, then by the step).
+PERMANENT_ERROR_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "SignatureDoesNotMatch",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "EntityNotFoundException",
+        "ResourceNotFoundException",
+        "NoSuchBucket",
+        "InvalidInputException",
+        "InvalidParameterValueException",
+        "InvalidParameterException",
+        "InvalidRequestException",
+        "ValidationException",
+    }
+)
+
+
+def is_permanent_client_error(error: BaseException) -> bool:
+    """Whether an AWS call's error would come back on a retry of the step."""
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code") in PERMANENT_ERROR_CODES
+    return isinstance(error, (NoCredentialsError, NoRegionError, ParamValidationError))
 
 
 class WaitTimeout(TimeoutError):

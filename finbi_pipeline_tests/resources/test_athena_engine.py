@@ -74,10 +74,19 @@ def _workgroup(stub, enforced: bool = False) -> None:
     )
 
 
-def _state(stub, query_id: str, state: str, reason: str | None = None, **statistics) -> None:
+def _state(
+    stub,
+    query_id: str,
+    state: str,
+    reason: str | None = None,
+    athena_error: dict | None = None,
+    **statistics,
+) -> None:
     status = {"State": state}
     if reason:
         status["StateChangeReason"] = reason
+    if athena_error:
+        status["AthenaError"] = athena_error
     stub.add_response(
         "get_query_execution",
         {
@@ -159,6 +168,24 @@ def test_failed_or_cancelled_raises_with_reason_and_id(engine, stub, state):
 
     assert raised.value.query_id == "q9" and raised.value.state == state
     assert "q9" in str(raised.value) and "Column 'nope' cannot be resolved" in str(raised.value)
+    assert not raised.value.permanent  # Athena did not say: the step may retry it
+
+
+@pytest.mark.parametrize("retryable", [False, True])
+def test_athena_says_whether_a_failed_query_is_worth_resubmitting(engine, stub, retryable):
+    _start(stub, "q8")
+    _state(
+        stub,
+        "q8",
+        "FAILED",
+        reason="TABLE_NOT_FOUND: line 1:15: Table 'finbi.nope' does not exist",
+        athena_error={"ErrorCategory": 2, "ErrorType": 1006, "Retryable": retryable},
+    )
+
+    with pytest.raises(AthenaQueryError) as raised:
+        engine.fetch("SELECT * FROM nope")
+
+    assert raised.value.permanent is not retryable
 
 
 def test_the_wait_is_bounded_says_what_it_waited_for_and_cancels(engine, stub):
