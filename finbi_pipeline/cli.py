@@ -122,10 +122,11 @@ def generate(rows: int, out: Path, seed: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8501, show_default=True, type=int)
 def dashboard(host: str, port: int) -> None:
-    """Serve the live dashboard (loopback unless told otherwise) until Ctrl-C."""
+    """Serve the live dashboard (loopback unless told otherwise) until Ctrl-C or SIGTERM."""
     from finbi_pipeline.dashboard.server import run_forever
 
-    sys.exit(run_forever(host=host, port=port))
+    with _server_errors():
+        sys.exit(run_forever(host=host, port=port))
 
 
 @main.command()
@@ -133,29 +134,36 @@ def dashboard(host: str, port: int) -> None:
 @click.option("--port", default=3000, show_default=True, type=int, help="Dagster UI port.")
 @click.option("--dashboard-port", default=8501, show_default=True, type=int)
 def serve(host: str, port: int, dashboard_port: int) -> None:
-    """Serve the Dagster UI (with its daemon: sensor and schedule) and the dashboard."""
+    """Serve the Dagster UI (with its daemon: sensor and schedule) and the dashboard until
+    Ctrl-C or SIGTERM."""
     from finbi_pipeline.dashboard import server
     from finbi_pipeline.runner import dagster_home
 
     dagster_home()
-    # Its own session, so Ctrl-C here stops the whole process group below.
-    dagster = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-m", "finbi_pipeline.definitions",
-         "-h", host, "-p", str(port)],
-        start_new_session=True,
-    )  # fmt: skip
-    ui = server.serve(host=host, port=dashboard_port)
-    click.echo(f"Dagster UI: http://{host}:{port}")
-    click.echo(f"Dashboard:  {server.url(host, dashboard_port)}")
-    click.echo("Ctrl-C stops both.")
-    try:
-        while dagster.poll() is None and ui.poll() is None:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop(ui)
-        _stop_group(dagster)
+    with _server_errors(), server.stop_signals_interrupt():
+        for taken in (port, dashboard_port):  # before either starts
+            server.check_port_free(host, taken)
+        # Its own session: dagster dev ignores signals sent to it alone; its whole process
+        # group is stopped below.
+        dagster = subprocess.Popen(
+            [sys.executable, "-m", "dagster", "dev", "-m", "finbi_pipeline.definitions",
+             "-h", host, "-p", str(port)],
+            start_new_session=True,
+        )  # fmt: skip
+        ui = None  # a dashboard that fails to start stops itself
+        try:
+            ui = server.serve(host=host, port=dashboard_port)
+            click.echo(f"Dagster UI: http://{host}:{port}")
+            click.echo(f"Dashboard:  {server.url(host, dashboard_port)}")
+            click.echo("Ctrl-C stops both.")
+            while dagster.poll() is None and ui.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if ui is not None:
+                server.stop(ui)
+            _stop_group(dagster)
 
 
 @contextmanager
@@ -166,6 +174,17 @@ def _config_errors() -> Iterator[None]:
     try:
         yield
     except SourceConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@contextmanager
+def _server_errors() -> Iterator[None]:
+    """A server that cannot start (its port taken) as a one-line error."""
+    from finbi_pipeline.dashboard.server import ServerStartError
+
+    try:
+        yield
+    except ServerStartError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 APP_PATH = Path(__file__).with_name("app.py")
@@ -32,6 +35,10 @@ CHROMIUM_ARGS = (
 )
 
 
+class ServerStartError(RuntimeError):
+    """A server could not be started: its port is taken, or it exited or never answered."""
+
+
 def serve(
     host: str = "127.0.0.1",
     port: int = 8501,
@@ -43,9 +50,10 @@ def serve(
 
     `home` is the FINBI_HOME the dashboard reads (default: $FINBI_HOME, else `.finbi`), made
     absolute so the child does not depend on its working directory. With `ready_timeout`
-    set, waits until the server answers its health check; raises RuntimeError (after
-    stopping the child) if it exits or does not answer in time.
+    set, waits until the server answers its health check; raises ServerStartError if the
+    port is taken, or (after stopping the child) if it exits or does not answer in time.
     """
+    check_port_free(host, port)
     home = Path(home or os.environ.get("FINBI_HOME") or ".finbi").resolve()
     env = dict(os.environ, FINBI_HOME=str(home))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -77,6 +85,37 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def check_port_free(host: str, port: int) -> None:
+    """Raise ServerStartError when something already listens on `host:port`: a health check
+    there would be answered by that server, not by the one about to start."""
+    with socket.socket() as sock:
+        # As servers bind (Streamlit's Tornado does): only a live listener refuses it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ServerStartError(
+                f"port {port} on {host} is in use ({exc.strerror}): stop what serves there, "
+                "or pick another port"
+            ) from None
+
+
+@contextmanager
+def stop_signals_interrupt() -> Iterator[None]:
+    """Inside, SIGTERM and SIGHUP (a `kill`, a closed terminal) interrupt as Ctrl-C does,
+    so the cleanup that stops the servers started there runs for them too."""
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def url(host: str, port: int) -> str:
     return f"http://{host}:{port}/"
 
@@ -87,7 +126,7 @@ def wait_until_ready(process: subprocess.Popen, host: str, port: int, timeout: f
     health = url(host, port) + "_stcore/health"
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"dashboard server exited with code {process.returncode}")
+            raise ServerStartError(f"dashboard server exited with code {process.returncode}")
         try:
             with urllib.request.urlopen(health, timeout=2) as response:
                 if response.status == 200:
@@ -95,7 +134,7 @@ def wait_until_ready(process: subprocess.Popen, host: str, port: int, timeout: f
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"dashboard server did not answer {health} within {timeout:.0f} s")
+    raise ServerStartError(f"dashboard server did not answer {health} within {timeout:.0f} s")
 
 
 def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
@@ -110,11 +149,13 @@ def stop(process: subprocess.Popen, timeout: float = 10.0) -> None:
 
 
 def run_forever(host: str = "127.0.0.1", port: int = 8501, home: Path | None = None) -> int:
-    """Serve the dashboard until the server exits or Ctrl-C; returns the exit code."""
-    process = serve(host, port, home)
-    print(f"FinBI dashboard on {url(host, port)} (Ctrl-C to stop)", flush=True)
-    try:
-        return process.wait()
-    except KeyboardInterrupt:
-        stop(process)
-        return 0
+    """Serve the dashboard until the server exits, Ctrl-C, SIGTERM or SIGHUP; returns the
+    exit code."""
+    with stop_signals_interrupt():
+        process = serve(host, port, home)
+        print(f"FinBI dashboard on {url(host, port)} (Ctrl-C to stop)", flush=True)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            stop(process)
+            return 0
