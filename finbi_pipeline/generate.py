@@ -7,6 +7,7 @@ Writes two CSV files that look like a small online shop:
 * ``sales.csv`` -- order lines ``order_id,user_id,item_id,quantity,unit_price,timestamp,country``
   modelled on the UCI Online Retail layout: one line per PURCHASE event, plus guest
   checkouts (empty ``user_id``) and returns (``C``-prefixed order id, negative quantity).
+  Order ids hold the seed (``O42-0000001``), so files of different seeds share no order.
 
 Rows are produced in fixed-size chunks with vectorised numpy and written with the Arrow
 CSV writer, so peak memory depends on the chunk size only, never on the row count. The
@@ -124,7 +125,7 @@ def generate_dataset(
             events = model.interactions(rng, start, n)
             int_writer.write(_interactions_table(events))
             sales = model.sales(rng, events)
-            sales_writer.write(_sales_table(sales))
+            sales_writer.write(_sales_table(sales, seed))
             sales_rows += len(sales["ts"])
             done += n
             if progress is not None:
@@ -386,9 +387,11 @@ def _interactions_table(ev: dict[str, np.ndarray]) -> pa.Table:
     )
 
 
-def _sales_table(s: dict[str, np.ndarray]) -> pa.Table:
+def _sales_table(s: dict[str, np.ndarray], seed: int) -> pa.Table:
     order_digits = pc.utf8_lpad(pc.cast(pa.array(s["order_no"]), pa.string()), width=7, padding="0")
-    prefix = pc.if_else(pa.array(s["is_return"]), "CO", "O")
+    # The seed in the id: data generated with another seed (more sales for the same shop)
+    # holds other orders, not new lines of the same ones.
+    prefix = pc.if_else(pa.array(s["is_return"]), f"CO{seed}-", f"O{seed}-")
     guest = s["users"] < 0
     users = pc.if_else(
         pa.array(guest), pa.scalar("", pa.string()), _prefixed("User_", np.maximum(s["users"], 0))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,12 +128,19 @@ def test_purchases_follow_a_view(sample: tuple[list[dict], list[dict]]) -> None:
             assert first_view[(r["user_id"], r["item_id"])] <= int(r["timestamp"])
 
 
+def test_other_seeds_hold_other_orders(tmp_path: Path) -> None:
+    # More generated sales for the same shop must not become lines of its existing orders.
+    a = _read(generate_dataset(2_000, tmp_path / "a", seed=1).sales_path)
+    b = _read(generate_dataset(2_000, tmp_path / "b", seed=2).sales_path)
+    assert a and b and not {r["order_id"] for r in a} & {r["order_id"] for r in b}
+
+
 def test_orders_returns_and_prices(sample: tuple[list[dict], list[dict]]) -> None:
     _, sales = sample
     orders = {r["order_id"]: r for r in sales if r["order_id"].startswith("O")}
     returns = [r for r in sales if r["order_id"].startswith("C")]
     assert len(orders) == len(sales) - len(returns)  # order ids are unique
-    assert all(r["order_id"][1:].isdigit() and len(r["order_id"]) == 8 for r in orders.values())
+    assert all(re.fullmatch(r"O7-\d{7}", r["order_id"]) for r in orders.values())
     assert all(1 <= int(r["quantity"]) <= 5 for r in orders.values())
     assert 0.01 < len(returns) / len(orders) < 0.05
     for ret in returns:
