@@ -37,7 +37,6 @@ def main() -> None:
 def load(source_name: str, files: tuple[str, ...]) -> None:
     """Put FILES into the landing zone as raw/<SOURCE>/<file name>, as an S3 upload would."""
     from finbi_pipeline.definitions import defs
-    from finbi_pipeline.ingest import PATTERN_CHARACTERS
     from finbi_pipeline.resources import resolved_resources
 
     with resolved_resources(defs(), "lake", "sources") as resources, _config_errors():
@@ -46,32 +45,51 @@ def load(source_name: str, files: tuple[str, ...]) -> None:
             raise click.UsageError(
                 f"unknown source {source_name!r}; declared: {', '.join(sorted(declared))}"
             )
+        keys: dict[str, str] = {}  # key: file; every name checked before anything lands
         for file in files:
-            name = Path(file).name
-            # Hidden names are the lake's in-flight temporaries; the sensor would not see them.
-            if name.startswith(".") or "/" in name or "\\" in name:
-                raise click.UsageError(f"{file}: file names may not start with '.' or hold slashes")
-            try:
-                name.encode()
-            except UnicodeEncodeError:
-                printable = name.encode(errors="surrogateescape").decode(errors="backslashreplace")
+            key = landing_prefix(source_name) + _upload_name(file)
+            if key in keys:
                 raise click.UsageError(
-                    f"{printable}: the file name is not UTF-8 text, which lake keys (as S3's) "
-                    "must be: rename the file"
-                ) from None
-            if not is_upload(name):
-                raise click.UsageError(
-                    f"{file}: a name like this is taken for a temporary file (~ first or last, "
-                    ".part, .tmp, .crdownload, .swp) and would be ignored: rename the file"
+                    f"{keys[key]} and {file} would both land as {key}, the second replacing "
+                    "the first: rename one"
                 )
-            if any(character in name for character in PATTERN_CHARACTERS):
-                raise click.UsageError(
-                    f"{file}: file names may not hold {', '.join(PATTERN_CHARACTERS)}: "
-                    "the local engine reads them as a file pattern"
-                )
-            key = landing_prefix(source_name) + name
+            keys[key] = file
+        for key, file in keys.items():
+            replaces = resources.lake.head(key) is not None
             obj = resources.lake.upload_file(Path(file), key)
-            click.echo(f"loaded {file} -> {key} ({obj.size:,} bytes, version {obj.version})")
+            click.echo(
+                f"loaded {file} -> {key} ({obj.size:,} bytes, version {obj.version})"
+                + (": replaces the key's previous file and its rows" if replaces else "")
+            )
+
+
+def _upload_name(file: str) -> str:
+    """The file's name, if the pipeline would read a key of that name; else UsageError."""
+    from finbi_pipeline.ingest import PATTERN_CHARACTERS
+
+    name = Path(file).name
+    # Hidden names are the lake's in-flight temporaries; the sensor would not see them.
+    if name.startswith(".") or "/" in name or "\\" in name:
+        raise click.UsageError(f"{file}: file names may not start with '.' or hold slashes")
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        printable = name.encode(errors="surrogateescape").decode(errors="backslashreplace")
+        raise click.UsageError(
+            f"{printable}: the file name is not UTF-8 text, which lake keys (as S3's) "
+            "must be: rename the file"
+        ) from None
+    if not is_upload(name):
+        raise click.UsageError(
+            f"{file}: a name like this is taken for a temporary file (~ first or last, "
+            ".part, .tmp, .crdownload, .swp) and would be ignored: rename the file"
+        )
+    if any(character in name for character in PATTERN_CHARACTERS):
+        raise click.UsageError(
+            f"{file}: file names may not hold {', '.join(PATTERN_CHARACTERS)}: "
+            "the local engine reads them as a file pattern"
+        )
+    return name
 
 
 @main.command()

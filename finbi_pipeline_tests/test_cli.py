@@ -36,6 +36,33 @@ def test_load_puts_files_under_the_source_prefix(cli, finbi_home):
     assert landed.read_bytes() == (SAMPLE / "sales.csv").read_bytes()
 
 
+def test_load_refuses_two_files_that_would_land_as_one_key(tmp_path, finbi_home):
+    good = tmp_path / "day.csv"
+    good.write_bytes((SAMPLE / "sales.csv").read_bytes())
+    (tmp_path / "other").mkdir()
+    same_name = tmp_path / "other" / "day.csv"
+    same_name.write_text("order_id,user_id,item_id,quantity,unit_price,timestamp,country\n")
+
+    result = CliRunner().invoke(main, ["load", "--source", "sales", str(good), str(same_name)])
+
+    assert result.exit_code == 2
+    assert f"{good} and {same_name} would both land as raw/sales/day.csv" in result.output
+    assert not (finbi_home / "lake" / "raw" / "sales" / "day.csv").exists()  # nothing landed
+
+
+def test_load_says_when_it_replaces_a_key(cli, tmp_path):
+    first = cli("load", "--source", "sales", str(SAMPLE / "sales.csv"))
+    assert "replaces" not in first.output
+    header_only = tmp_path / "sales.csv"
+    header_only.write_text("order_id,user_id,item_id,quantity,unit_price,timestamp,country\n")
+
+    again = cli("load", "--source", "sales", str(header_only))
+
+    assert again.exit_code == 0
+    assert "raw/sales/sales.csv" in again.output
+    assert "replaces the key's previous file and its rows" in again.output
+
+
 def test_load_refuses_an_unknown_source(cli, finbi_home):
     result = CliRunner().invoke(main, ["load", "--source", "nope", str(SAMPLE / "sales.csv")])
 
