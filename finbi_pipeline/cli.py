@@ -39,7 +39,7 @@ def load(source_name: str, files: tuple[str, ...]) -> None:
     from finbi_pipeline.definitions import defs
     from finbi_pipeline.resources import resolved_resources
 
-    with resolved_resources(defs(), "lake", "sources") as resources, _config_errors():
+    with _config_errors(), resolved_resources(defs(), "lake", "sources") as resources:
         declared = resources.sources.load()
         if source_name not in declared:
             raise click.UsageError(
@@ -117,7 +117,7 @@ def run(log_level: str) -> None:
 @main.command()
 @click.option("--rows", type=click.IntRange(min=1), required=True, help="Interaction rows.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True)
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=42, show_default=True)
 def generate(rows: int, out: Path, seed: int) -> None:
     """Write realistic synthetic OUT/interactions.csv and OUT/sales.csv (streaming)."""
     from finbi_pipeline.generate import generate_dataset
@@ -157,7 +157,8 @@ def serve(host: str, port: int, dashboard_port: int) -> None:
     from finbi_pipeline.dashboard import server
     from finbi_pipeline.runner import dagster_home
 
-    dagster_home()
+    with _config_errors():
+        dagster_home()
     with _server_errors(), server.stop_signals_interrupt():
         for taken in (port, dashboard_port):  # before either starts
             server.check_port_free(host, taken)
@@ -186,12 +187,13 @@ def serve(host: str, port: int, dashboard_port: int) -> None:
 
 @contextmanager
 def _config_errors() -> Iterator[None]:
-    """A broken sources file as a one-line error, not a traceback."""
+    """A broken sources file or setting as a one-line error, not a traceback."""
+    from finbi_pipeline.resources import ConfigError
     from finbi_pipeline.sources import SourceConfigError
 
     try:
         yield
-    except SourceConfigError as exc:
+    except (SourceConfigError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

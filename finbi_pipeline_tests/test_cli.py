@@ -89,6 +89,30 @@ def test_a_broken_sources_file_is_one_clear_error(finbi_home, tmp_path, monkeypa
     )
 
 
+@pytest.mark.parametrize("command", ["load", "run"])
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FINBI_HOME", "a-file", "is a file: point it at a folder"),
+        ("FINBI_TARGET", "LOCAL", "FINBI_TARGET must be one of local, aws, not 'LOCAL'"),
+    ],
+    ids=["home-is-a-file", "unknown-target"],
+)
+def test_a_bad_setting_is_one_clear_error(tmp_path, monkeypatch, command, variable, value, message):
+    if variable == "FINBI_HOME":
+        (tmp_path / value).write_text("")
+        value = str(tmp_path / value)
+    monkeypatch.setenv(variable, value)
+    load = ["load", "--source", "sales", str(SAMPLE / "sales.csv")]
+    args = load if command == "load" else [command]
+
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: ") and message in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 @pytest.mark.parametrize(
     ("name", "message"),
     [

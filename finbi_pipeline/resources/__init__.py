@@ -21,9 +21,16 @@ from finbi_pipeline.resources.upload_events import UploadEvents
 TARGETS = ("local", "aws")
 
 
+class ConfigError(ValueError):
+    """An environment setting FinBI cannot work with; the message names it."""
+
+
 def finbi_home() -> str:
     """FINBI_HOME, or `.finbi` in the working directory, as an absolute path."""
-    return os.path.abspath(os.environ.get("FINBI_HOME") or ".finbi")
+    home = os.path.abspath(os.environ.get("FINBI_HOME") or ".finbi")
+    if os.path.exists(home) and not os.path.isdir(home):
+        raise ConfigError(f"FINBI_HOME={home} is a file: point it at a folder (made if missing)")
+    return home
 
 
 def build_resources(target: str) -> dict:
@@ -51,7 +58,7 @@ def build_resources(target: str) -> dict:
         from finbi_pipeline.resources.aws import build_aws_resources
 
         return {**build_aws_resources(), "sources": sources}
-    raise ValueError(f"FINBI_TARGET must be one of {TARGETS}, not {target!r}")
+    raise ConfigError(f"FINBI_TARGET must be one of {', '.join(TARGETS)}, not {target!r}")
 
 
 @contextmanager
