@@ -69,7 +69,8 @@ def run_pipeline(instance: dg.DagsterInstance | None = None, log_level: str = "I
         pending = {u.partition_key for u in landed if lake.head(ingest_log_key(u)) is None}
         warnings = [
             f"{key}: not in a declared source's folder (raw/<source>/ for "
-            f"{', '.join(declared)}); not ingested"
+            f"{', '.join(declared)}): its files are not ingested (rows ingested from them "
+            "while a source declared the folder stay in the tables)"
             for key in outside_sources(lake, declared)
         ]
     warnings += [

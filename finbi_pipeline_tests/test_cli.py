@@ -157,6 +157,7 @@ def test_run_warns_of_files_outside_every_declared_sources_folder(cli, finbi_hom
     declared = "(raw/<source>/ for interactions, sales)"
     assert f"WARNING: raw/sale/: not in a declared source's folder {declared}" in result.output
     assert f"WARNING: raw/loose.csv: not in a declared source's folder {declared}" in result.output
+    assert "its files are not ingested (rows ingested from them while" in result.output
     assert "uploads ingested: 1" in result.output
 
 
