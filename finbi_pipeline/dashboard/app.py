@@ -24,7 +24,12 @@ from finbi_pipeline.money import format_money
 TITLE = "FinBI — retail finance dashboard"
 REFRESH_SECONDS = 2
 TIMELINE_LIMIT = 500  # events listed in a customer's timeline
-EMPTY_STATE_COMMANDS = "finbi load --source interactions data/interactions.csv\nfinbi run"
+# From the project folder, which holds the bundled sample in data/.
+EMPTY_STATE_COMMANDS = (
+    "finbi load --source interactions data/interactions.csv\n"
+    "finbi load --source sales data/sales.csv\n"
+    "finbi run"
+)
 
 EVENT_COLOURS = {"VIEW": "#4C78A8", "ADD_TO_CART": "#F58518", "PURCHASE": "#54A24B"}
 REVENUE_COLOURS = {"Gross": "#4C78A8", "Returns": "#E45756", "Net": "#54A24B"}
@@ -128,7 +133,9 @@ def _watch_for_new_extract(path: str, shown: tuple[int, int, int] | None) -> Non
 
 def _empty_state(path: Path, why: str, headline: str = "No data to show yet.") -> None:
     st.info(f"**{headline}** {why}", icon="📭")
-    st.markdown("Load some data and run the pipeline:")
+    st.markdown(
+        "Load some data and run the pipeline (here with the sample in the project's `data/`):"
+    )
     st.code(EMPTY_STATE_COMMANDS, language="bash")
     st.caption(
         f"This page reads `{path}` and shows the data on its own once the pipeline has "
@@ -421,8 +428,7 @@ def _filtered_table(connection: duckdb.DuckDBPyConnection, con, f: Filters) -> N
         st.dataframe(queries.daily_table(con, f), hide_index=True)
 
 
-def _data_panel(con, info: dict) -> None:
-    summary = queries.ingest_summary(con)
+def _data_panel(con, info: dict, summary: dict) -> None:
     with st.container(border=True):
         st.subheader("Data freshness and quality")
         cards = (
@@ -470,19 +476,31 @@ def main() -> None:
             headline="The dashboard extract needs a rebuild.",
         )
         return
-    if dims.is_empty:
-        _empty_state(path, "The extract holds no interactions and no sales yet.")
-        return
-
     connection = _extract_connection(str(path), signature)
     with queries.reader(connection) as con:
         info = queries.extract_info(con)
+        summary = queries.ingest_summary(con)
+        if dims.is_empty:
+            # Uploads that hold no accepted rows (every key retracted, everything
+            # quarantined): the data panel says what became of them.
+            _empty_state(
+                path,
+                "The extract holds no interactions and no sales"
+                + (
+                    ": the uploads processed hold no accepted rows."
+                    if summary["uploads"]
+                    else " yet."
+                ),
+            )
+            if summary["uploads"]:
+                _data_panel(con, info, summary)
+            return
         f = _sidebar_filters(dims, _user_options(str(path), signature))
         st.caption(
             f"Data refreshed {info['refreshed_at']:%Y-%m-%d %H:%M:%S} UTC · "
             f"{format_count(info['events'])} events · "
             f"{format_count(info['sales_lines'])} sales lines · "
-            f"showing {f.start} to {f.end} ({f.days} days)"
+            f"showing {f.start} to {f.end} ({f.days} day{'' if f.days == 1 else 's'})"
             + (f" · customer {f.user_id}" if f.user_id else "")
         )
 
@@ -493,7 +511,7 @@ def main() -> None:
         grain = _event_charts(con, f, current, dims.event_types)
         _sales_charts(con, f, grain)
         _filtered_table(connection, con, f)
-        _data_panel(con, info)
+        _data_panel(con, info, summary)
 
 
 # Streamlit runs this file as __main__; importing it (tests, tools) must not draw a page.

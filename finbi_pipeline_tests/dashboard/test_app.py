@@ -60,7 +60,11 @@ def test_empty_state_without_an_extract(finbi_home):
     at = run_app()
     assert at.title[0].value == "FinBI — retail finance dashboard"
     assert "No data to show yet" in at.info[0].value
-    assert at.code[0].value == ("finbi load --source interactions data/interactions.csv\nfinbi run")
+    assert at.code[0].value == (
+        "finbi load --source interactions data/interactions.csv\n"
+        "finbi load --source sales data/sales.csv\n"
+        "finbi run"
+    )
     assert not at.metric
     assert not at.error
 
@@ -71,6 +75,22 @@ def test_empty_state_with_an_empty_extract(finbi_home):
     assert "no interactions and no sales" in at.info[0].value
     assert "finbi run" in at.code[0].value
     assert not at.metric
+
+
+def test_uploads_without_accepted_rows_still_show_the_data_panel(finbi_home):
+    # Every key retracted with a header-only file: uploads processed, nothing to chart.
+    con = create_empty_warehouse()
+    con.execute(
+        "INSERT INTO finbi.ingest_log VALUES ('up-1', 'sales', 'sales', 'raw/sales/b.csv',"
+        " 'v2', 0, 0, 0, 0, 'ok', '', '2024-03-06 00:00')"
+    )
+    refresh(con, finbi_home)
+
+    at = run_app()
+
+    assert "the uploads processed hold no accepted rows" in at.info[0].value
+    assert values(at)["Uploads processed"] == "1" and values(at)["Rows accepted"] == "0"
+    assert len(at.metric) == 5  # the data panel's cards only: no KPI cards
 
 
 def test_an_extract_from_another_version_asks_for_a_rebuild(finbi_home):
