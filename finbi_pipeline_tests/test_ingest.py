@@ -647,10 +647,11 @@ def test_sales_value_rules(pipe):
             f"O8,C1,I1,1,abc,{when},UK\n"  # 9: price not a number
             f",C1,I1,1,1.00,{when},UK\n"  # 10: no order id
             f"O9,C1,I1,1,0,2024-06-02 00:00:00,UK\n"  # 11: now + 1 day
+            f"O10,C1,I1,99999999999999999999,1.00,{when},UK\n"  # 12: too many digits
         ).encode()
     )
     result = pipe.ingest("sales", "sales.csv", data)
-    assert counts(result) == (10, 2, 0, 8)
+    assert counts(result) == (11, 2, 0, 9)
     outside = f"is outside the plausible window {WINDOW}"
     assert rejects(result) == [
         (3, "unit_price", "unit_price: negative price -1.00"),
@@ -661,6 +662,7 @@ def test_sales_value_rules(pipe):
         (9, "unit_price", "unit_price: 'abc' is not a number"),
         (10, "order_id", "order_id: missing value"),
         (11, "timestamp", f"timestamp: '2024-06-02 00:00:00' {outside}"),
+        (12, "quantity", "quantity: '99999999999999999999' has more than 18 digits"),
     ]
     assert result.quarantine.set_index("line_number").loc[5, "raw_record"] == (
         "O4,C1,I1,1.5,1.00,2024-01-01 10:00:00,UK"

@@ -54,6 +54,8 @@ checked AS (
             WHEN order_id IS NULL THEN 'order_id: missing value'
             WHEN item_id IS NULL THEN 'item_id: missing value'
             WHEN quantity_raw IS NULL THEN 'quantity: missing value'
+            WHEN quantity IS NULL AND regexp_like(quantity_raw, '^[+-]?[0-9]+$')
+                THEN 'quantity: ''' || quantity_raw || ''' has more than 18 digits'
             WHEN quantity IS NULL THEN 'quantity: ''' || quantity_raw || ''' is not an integer'
             WHEN quantity = 0 THEN 'quantity: zero quantity'
             WHEN unit_price_raw IS NULL THEN 'unit_price: missing value'
