@@ -3,7 +3,9 @@
 `refresh` does, in order, each step idempotent:
 
 1. the Athena data source (id `finbi-athena`, the workgroup of the engine): described,
-   created when missing, updated only when its workgroup differs;
+   created when missing, updated only when its workgroup differs or its last creation or
+   update failed, then awaited until QuickSight reports it ready (a failure names its
+   ErrorInfo);
 2. one SPICE dataset per table in `quicksight_dashboard.DASHBOARD_DATASETS`: created when
    missing, updated only when its definition differs (an update of a SPICE dataset may
    start an ingestion, which costs quota);
@@ -61,6 +63,20 @@ DASHBOARD_ACTIONS = [
 ]
 INGESTION_DONE = ("COMPLETED", "FAILED", "CANCELLED")
 DASHBOARD_DONE = ("CREATION_SUCCESSFUL", "CREATION_FAILED", "UPDATE_SUCCESSFUL", "UPDATE_FAILED")
+
+
+class DataSourceError(RuntimeError):
+    """The data source's creation or update failed; `permanent` unless QuickSight's error
+    type is one that may pass (a time-out, a conflict, an unknown error)."""
+
+    def __init__(self, data_source_id: str, status: str, error: dict | None):
+        error = error or {}
+        kind = error.get("Type", "UNKNOWN")
+        self.permanent = kind not in ("TIMEOUT", "CONFLICT", "UNKNOWN")
+        super().__init__(
+            f"QuickSight data source {data_source_id} is {status}: {kind}: "
+            f"{error.get('Message', 'no message given')}"
+        )
 
 
 class QuickSightPublisher(BIPublisher):
@@ -147,28 +163,40 @@ class QuickSightPublisher(BIPublisher):
         return [{"Principal": self.principal, "Actions": actions}]
 
     def ensure_data_source(self) -> str:
+        """The Athena data source's ARN, once it is ready: created when missing, updated
+        when its workgroup differs or its last creation or update failed. QuickSight does
+        both asynchronously; a failure raises DataSourceError with QuickSight's ErrorInfo."""
         parameters = {"AthenaParameters": {"WorkGroup": self.engine.workgroup}}
+        key = {"AwsAccountId": self.account_id, "DataSourceId": self.data_source_id}
         try:
-            current = self.client.describe_data_source(
-                AwsAccountId=self.account_id, DataSourceId=self.data_source_id
-            )["DataSource"]
+            current = self.client.describe_data_source(**key)["DataSource"]
         except self.client.exceptions.ResourceNotFoundException:
-            return self.client.create_data_source(
-                AwsAccountId=self.account_id,
-                DataSourceId=self.data_source_id,
+            self.client.create_data_source(
+                **key,
                 Name="FinBI Athena",
                 Type="ATHENA",
                 DataSourceParameters=parameters,
                 Permissions=self._permissions(DATA_SOURCE_ACTIONS),
-            )["Arn"]
-        if current.get("DataSourceParameters") != parameters:
-            self.client.update_data_source(
-                AwsAccountId=self.account_id,
-                DataSourceId=self.data_source_id,
-                Name="FinBI Athena",
-                DataSourceParameters=parameters,
             )
-        return current["Arn"]
+        else:
+            status = current.get("Status", "")
+            if current.get("DataSourceParameters") != parameters or status.endswith("_FAILED"):
+                self.client.update_data_source(
+                    **key, Name="FinBI Athena", DataSourceParameters=parameters
+                )
+            elif not status.endswith("_IN_PROGRESS"):
+                return current["Arn"]
+        source = wait_until(
+            lambda: self.client.describe_data_source(**key)["DataSource"],
+            lambda source: not source.get("Status", "").endswith("_IN_PROGRESS"),
+            what=f"QuickSight data source {self.data_source_id} to be created or updated",
+            timeout_s=self.dashboard_timeout_s,
+            interval_s=self.poll_interval_s,
+            describe=lambda source: source.get("Status", "no status"),
+        )
+        if source.get("Status", "").endswith("_FAILED"):
+            raise DataSourceError(self.data_source_id, source["Status"], source.get("ErrorInfo"))
+        return source["Arn"]
 
     def data_set_definition(self, table: str, columns: dict[str, str], source_arn: str) -> dict:
         return {

@@ -182,6 +182,16 @@ def stub_quicksight_refresh(
                 "Permissions": [{"Principal": PRINCIPAL, "Actions": ANY}],
             },
         )
+        stubber.add_response(  # QuickSight creates it asynchronously: awaited
+            "describe_data_source",
+            {
+                "DataSource": {
+                    "Arn": _arn("datasource", "finbi-athena"),
+                    "Status": "CREATION_SUCCESSFUL",
+                }
+            },
+            source,
+        )
     else:
         stubber.add_response(
             "describe_data_source",

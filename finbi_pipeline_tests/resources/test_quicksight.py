@@ -11,7 +11,7 @@ from dagster_aws.s3 import S3Resource
 from finbi_pipeline.quicksight_dashboard import dashboard_definition
 from finbi_pipeline.resources.athena_engine import AthenaEngine
 from finbi_pipeline.resources.aws import boto_client
-from finbi_pipeline.resources.quicksight import QuickSightPublisher
+from finbi_pipeline.resources.quicksight import DataSourceError, QuickSightPublisher
 from finbi_pipeline.resources.s3_lake import S3Lake
 from finbi_pipeline_tests.aws.fakes import ACCOUNT, stub_quicksight_refresh, validate
 
@@ -101,3 +101,49 @@ def test_the_dashboard_definition_matches_the_api_model():
         for g in definition["FilterGroups"]
     ]
     assert filtered == ["user_id", "event_type"]
+
+
+SOURCE = {"AwsAccountId": ACCOUNT, "DataSourceId": "finbi-athena"}
+SOURCE_ARN = f"arn:aws:quicksight:us-east-1:{ACCOUNT}:datasource/finbi-athena"
+ATHENA_PARAMETERS = {"AthenaParameters": {"WorkGroup": "finbi"}}
+
+
+def _described(stubber, status: str, error: dict | None = None) -> None:
+    source = {"Arn": SOURCE_ARN, "DataSourceParameters": ATHENA_PARAMETERS, "Status": status}
+    if error:
+        source["ErrorInfo"] = error
+    stubber.add_response("describe_data_source", {"DataSource": source}, SOURCE)
+
+
+def test_a_data_source_that_quicksight_fails_to_create_is_named_with_its_error(publisher, stubber):
+    stubber.add_client_error(
+        "describe_data_source", "ResourceNotFoundException", http_status_code=404
+    )
+    stubber.add_response("create_data_source", {"Arn": SOURCE_ARN, "Status": 202})
+    _described(stubber, "CREATION_IN_PROGRESS")
+    _described(
+        stubber,
+        "CREATION_FAILED",
+        {"Type": "ACCESS_DENIED", "Message": "QuickSight may not use workgroup finbi"},
+    )
+
+    with pytest.raises(DataSourceError) as raised:
+        publisher.ensure_data_source()
+
+    assert str(raised.value) == (
+        "QuickSight data source finbi-athena is CREATION_FAILED: ACCESS_DENIED: "
+        "QuickSight may not use workgroup finbi"
+    )
+    assert raised.value.permanent  # the step is not retried for it
+
+
+def test_a_data_source_whose_last_update_failed_is_updated_again(publisher, stubber):
+    _described(stubber, "UPDATE_FAILED", {"Type": "TIMEOUT", "Message": "timed out"})
+    stubber.add_response(
+        "update_data_source",
+        {"Arn": SOURCE_ARN, "UpdateStatus": "UPDATE_IN_PROGRESS"},
+        {**SOURCE, "Name": "FinBI Athena", "DataSourceParameters": ATHENA_PARAMETERS},
+    )
+    _described(stubber, "UPDATE_SUCCESSFUL")
+
+    assert publisher.ensure_data_source() == SOURCE_ARN
