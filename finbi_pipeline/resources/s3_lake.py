@@ -124,6 +124,14 @@ class S3Lake(Lake):
         assert obj is not None
         return obj
 
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every object under `prefix`, folder markers included: Athena refuses a
+        CTAS into a location where a marker (`<table>/`, made by the S3 console) exists."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        self.delete([entry["Key"] for page in pages for entry in page.get("Contents", [])])
+
     def delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), _DELETE_BATCH):
             batch = keys[start : start + _DELETE_BATCH]

@@ -83,6 +83,15 @@ def test_delete_prefix_batches_and_ignores_missing_keys(lake):
     assert lake.key_of(f"s3://{BUCKET}/a/b") == "a/b"
 
 
+def test_delete_prefix_deletes_folder_markers_too(lake):
+    # What the S3 console's "Create folder" leaves, inside and at the prefix itself.
+    for key in ("analytics/t/", "analytics/t/part=1/", "analytics/t/part=1/file"):
+        lake.write_bytes(key, b"")
+    lake.delete_prefix("analytics/t/")
+    client = boto3.client("s3", region_name=REGION)
+    assert client.list_objects_v2(Bucket=BUCKET, Prefix="analytics/").get("Contents") is None
+
+
 def test_children_are_the_folders_and_objects_directly_under_a_prefix(lake):
     client = boto3.client("s3", region_name=REGION)
     for key in ("raw/sales/a.csv", "raw/sale/b/c.csv", "raw/loose.csv", "raw/"):
