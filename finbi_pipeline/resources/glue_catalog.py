@@ -167,7 +167,18 @@ def _table_input_of(glue_table: dict) -> dict:
     current["StorageDescriptor"] = {
         k: sd.get(k) for k in ("Columns", "Location", "InputFormat", "OutputFormat", "SerdeInfo")
     }
-    return current
+    return _without_empty(current)
+
+
+def _without_empty(value):
+    """`value` without empty lists, maps and None at any depth: Glue may answer a field we
+    sent empty (`PartitionKeys: []`) by leaving it out, which is no change."""
+    if isinstance(value, dict):
+        kept = {k: _without_empty(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (None, [], {})}
+    if isinstance(value, list):
+        return [_without_empty(v) for v in value]
+    return value
 
 
 class GlueCatalog(Catalog):
@@ -232,7 +243,7 @@ class GlueCatalog(Catalog):
         wanted = self.table_input(table)
         if existing is None:
             self.glue.create_table(DatabaseName=self.database, TableInput=wanted)
-        elif _table_input_of(existing) != wanted:
+        elif _table_input_of(existing) != _without_empty(wanted):
             # A new table version: Glue keeps the old definition in get_table_versions.
             self.glue.update_table(DatabaseName=self.database, TableInput=wanted)
 

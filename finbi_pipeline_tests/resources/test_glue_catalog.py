@@ -92,6 +92,22 @@ def test_schema_change_is_detected_and_kept_in_table_versions(catalog):
     assert history[-1]["line_number"] == "VARCHAR" and history[0]["line_number"] == "BIGINT"
 
 
+def test_a_table_glue_answers_without_its_empty_fields_is_unchanged(catalog, monkeypatch):
+    catalog.register_table(TABLES["quarantine"])  # sent with PartitionKeys: []
+    get_table = catalog.glue.get_table
+
+    def without_empty_partition_keys(**kwargs):
+        answer = get_table(**kwargs)
+        if not answer["Table"].get("PartitionKeys"):
+            answer["Table"].pop("PartitionKeys", None)
+        return answer
+
+    monkeypatch.setattr(catalog.glue, "get_table", without_empty_partition_keys)
+
+    assert catalog.register_table(TABLES["quarantine"]).describe() == "unchanged"
+    assert len(catalog.schema_history("quarantine")) == 1  # no needless table version
+
+
 def test_ingest_log_is_a_json_table(catalog, lake):
     change = catalog.register_table(TABLES["ingest_log"])
     table = _glue().get_table(DatabaseName="finbi", Name="ingest_log")["Table"]
