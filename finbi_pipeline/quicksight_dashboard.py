@@ -44,6 +44,10 @@ DASHBOARD_DATASETS: dict[str, dict[str, str]] = {
     },
 }
 
+# A DECIMAL column's SPICE sub type: money is FIXED (exact, 4 decimal places, as stored);
+# a ratio FLOAT, which FIXED would round to 4 places.
+FLOAT_DECIMALS = frozenset({"conversion_rate"})
+
 _EVENTS = "interactions"
 _KPIS = "kpi_summary"
 

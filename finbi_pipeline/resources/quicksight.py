@@ -26,7 +26,11 @@ import uuid
 import dagster as dg
 from pydantic import PrivateAttr
 
-from finbi_pipeline.quicksight_dashboard import DASHBOARD_DATASETS, dashboard_definition
+from finbi_pipeline.quicksight_dashboard import (
+    DASHBOARD_DATASETS,
+    FLOAT_DECIMALS,
+    dashboard_definition,
+)
 from finbi_pipeline.resources.athena_engine import AthenaEngine
 from finbi_pipeline.resources.aws import boto_client, wait_until
 from finbi_pipeline.resources.publisher import BIPublisher
@@ -209,7 +213,7 @@ class QuickSightPublisher(BIPublisher):
                         "Catalog": "AwsDataCatalog",
                         "Schema": self.engine.database,
                         "Name": table,
-                        "InputColumns": [{"Name": c, "Type": t} for c, t in columns.items()],
+                        "InputColumns": [_input_column(c, t) for c, t in columns.items()],
                     }
                 }
             },
@@ -224,7 +228,7 @@ class QuickSightPublisher(BIPublisher):
             return self.client.create_data_set(
                 **key, **definition, Permissions=self._permissions(DATA_SET_ACTIONS)
             )["Arn"]
-        if current.get("PhysicalTableMap") != definition["PhysicalTableMap"]:
+        if not _holds(current.get("PhysicalTableMap"), definition["PhysicalTableMap"]):
             self.client.update_data_set(**key, **definition)
         return current["Arn"]
 
@@ -337,3 +341,27 @@ class QuickSightPublisher(BIPublisher):
             AwsAccountId=self.account_id, DashboardId=self.dashboard_id, VersionNumber=version
         )
         return version
+
+
+def _input_column(name: str, input_type: str) -> dict:
+    column = {"Name": name, "Type": input_type}
+    if input_type == "DECIMAL":
+        # Sent, not left to QuickSight's default: money stays exact in SPICE.
+        column["SubType"] = "FLOAT" if name in FLOAT_DECIMALS else "FIXED"
+    return column
+
+
+def _holds(current, sent) -> bool:
+    """Whether QuickSight's answer `current` holds everything `sent`: it may add fields of
+    its own (a column `Id`), which are no reason to update the dataset again."""
+    if isinstance(sent, dict):
+        return isinstance(current, dict) and all(
+            _holds(current.get(key), value) for key, value in sent.items()
+        )
+    if isinstance(sent, list):
+        return (
+            isinstance(current, list)
+            and len(current) == len(sent)
+            and all(_holds(c, s) for c, s in zip(current, sent, strict=True))
+        )
+    return current == sent

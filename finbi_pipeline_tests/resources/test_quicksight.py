@@ -3,12 +3,14 @@ included) is validated against QuickSight's API model."""
 
 from __future__ import annotations
 
+import copy
+
 import dagster as dg
 import pytest
 from botocore.stub import Stubber
 from dagster_aws.s3 import S3Resource
 
-from finbi_pipeline.quicksight_dashboard import dashboard_definition
+from finbi_pipeline.quicksight_dashboard import DASHBOARD_DATASETS, dashboard_definition
 from finbi_pipeline.resources.athena_engine import AthenaEngine
 from finbi_pipeline.resources.aws import boto_client
 from finbi_pipeline.resources.quicksight import DataSourceError, QuickSightPublisher
@@ -147,3 +149,35 @@ def test_a_data_source_whose_last_update_failed_is_updated_again(publisher, stub
     _described(stubber, "UPDATE_SUCCESSFUL")
 
     assert publisher.ensure_data_source() == SOURCE_ARN
+
+
+def test_money_is_exact_in_spice_and_a_ratio_is_not_rounded(publisher):
+    columns = DASHBOARD_DATASETS["kpi_summary"]
+    definition = publisher.data_set_definition("kpi_summary", columns, SOURCE_ARN)
+    (table,) = definition["PhysicalTableMap"].values()
+    sub_types = {
+        c["Name"]: c["SubType"] for c in table["RelationalTable"]["InputColumns"] if "SubType" in c
+    }
+    assert sub_types == {
+        "conversion_rate": "FLOAT",
+        "gross_revenue": "FIXED",
+        "returns_value": "FIXED",
+        "net_revenue": "FIXED",
+        "average_order_value": "FIXED",
+    }
+
+
+def test_a_dataset_quicksight_answers_with_fields_of_its_own_is_not_updated(publisher, stubber):
+    columns = DASHBOARD_DATASETS["kpi_summary"]
+    sent = publisher.data_set_definition("kpi_summary", columns, SOURCE_ARN)
+    answered = copy.deepcopy(sent["PhysicalTableMap"])
+    for n, column in enumerate(answered["kpi_summary"]["RelationalTable"]["InputColumns"]):
+        column["Id"] = f"col-{n}"  # QuickSight's own column ids
+    key = {"AwsAccountId": ACCOUNT, "DataSetId": "finbi-kpi_summary"}
+    dataset_arn = f"arn:aws:quicksight:us-east-1:{ACCOUNT}:dataset/finbi-kpi_summary"
+    stubber.add_response(
+        "describe_data_set", {"DataSet": {"Arn": dataset_arn, "PhysicalTableMap": answered}}, key
+    )
+
+    # No update_data_set queued: the stubber fails the test if one is made.
+    assert publisher.ensure_data_set("kpi_summary", columns, SOURCE_ARN) == dataset_arn
