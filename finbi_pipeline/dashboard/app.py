@@ -411,7 +411,7 @@ def _filtered_table(connection: duckdb.DuckDBPyConnection, con, f: Filters) -> N
         # Called only when the button is clicked, on a server thread after this run has
         # ended: hence a cursor of its own on the extract this page shows.
         with queries.reader(connection) as cursor:
-            return queries.daily_table(cursor, f).to_csv(index=False)
+            return queries.daily_csv(cursor, f)
 
     st.subheader("Filtered data")
     left, right = st.columns([3, 1])

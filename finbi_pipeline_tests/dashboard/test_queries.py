@@ -250,6 +250,39 @@ def test_daily_table(con):
     assert csv[1].startswith("2024-03-01,3,1,0,0,0,0")
 
 
+def test_the_csv_download_matches_the_table_with_money_exact(con):
+    rows = queries.daily_csv(con, ALL).splitlines()
+    table = queries.daily_table(con, ALL)
+    assert rows[0] == ",".join(table.columns)
+    assert rows[1].startswith("2024-03-01,3,1,0,0,0,0")
+    assert [row.split(",")[-1] for row in rows[1:]] == [
+        "0.0000", "25.5000", "100.0000", "30.0000", "-1.0000",
+    ]  # fmt: skip
+
+
+def test_the_csv_download_keeps_money_past_a_float_exact(warehouse, finbi_home):
+    def gross_on_march_3() -> Decimal:
+        refresh(warehouse, finbi_home)
+        connection = queries.open_extract(serving_path(finbi_home))
+        try:
+            rows = queries.daily_csv(queries.reader(connection), ALL).splitlines()
+        finally:
+            connection.close()
+        (march_3,) = [row for row in rows if row.startswith("2024-03-03,")]
+        return Decimal(march_3.split(",")[-3])
+
+    before = gross_on_march_3()
+    # Two lines of 99,999,999,999,999.9999: a float has no digits left for the 0.0001s.
+    line = "99999999999999.9999"
+    for order in ("B1", "B3"):
+        warehouse.execute(
+            f"INSERT INTO finbi.sales VALUES ('{order}', 'u1', 'i1', 1, {line}, {line}, "
+            "'2024-03-03 10:00', '2024-03-03', 'UK', 'web', 'up-2')"
+        )
+
+    assert gross_on_march_3() - before == 2 * Decimal(line)
+
+
 def test_user_drill_down(con):
     f = Filters(FIRST_DAY, LAST_DAY, user_id="u1")
     profile = queries.user_profile(con, "u1")
