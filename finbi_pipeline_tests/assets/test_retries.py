@@ -21,17 +21,23 @@ def _client_error(code: str) -> botocore.exceptions.ClientError:
     return botocore.exceptions.ClientError({"Error": {"Code": code, "Message": code}}, "Call")
 
 
+def _count_attempt(marker: str) -> int:
+    """One more "x" in the marker file; how many attempts it now records."""
+    attempts = Path(marker)
+    attempts.write_text(attempts.read_text() + "x" if attempts.exists() else "x")
+    return len(attempts.read_text())
+
+
 class FailsOncePublisher(BIPublisher):
     """Fails its first refresh, as a throttled or briefly unavailable BI service would."""
 
     marker: str
 
     def refresh(self, context) -> dict:
-        attempts = Path(self.marker)
-        attempts.write_text(attempts.read_text() + "x" if attempts.exists() else "x")
-        if len(attempts.read_text()) == 1:
+        attempt = _count_attempt(self.marker)
+        if attempt == 1:
             raise ConnectionError("BI service briefly unavailable")
-        return {"attempts": len(attempts.read_text())}
+        return {"attempts": attempt}
 
 
 def test_dashboard_refresh_is_retried_after_a_passing_fault(tmp_path, instance):
@@ -55,12 +61,8 @@ class DeniedPublisher(BIPublisher):
     marker: str
 
     def refresh(self, context) -> dict:
-        attempts = Path(self.marker)
-        attempts.write_text(attempts.read_text() + "x" if attempts.exists() else "x")
-        raise botocore.exceptions.ClientError(
-            {"Error": {"Code": "AccessDeniedException", "Message": "not authorized"}},
-            "CreateIngestion",
-        )
+        _count_attempt(self.marker)
+        raise _client_error("AccessDeniedException")
 
 
 def _retries(result: dg.ExecuteInProcessResult) -> int:
