@@ -567,7 +567,11 @@ def _plan_update(warehouse: duckdb.DuckDBPyConnection) -> _Plan:
         return _Plan("full", "new event types or sources")
     # The stored user_events tell users apart by key alone unless keys collided already.
     new_events = plan.new_uploads["interactions"]
-    if new_events and _user_keys_collide(warehouse, delta) and not _user_keys_collide(warehouse):
+    if (
+        new_events
+        and _new_user_keys_collide(warehouse, delta)
+        and not _user_keys_collide(warehouse)
+    ):
         return _Plan("full", "a new user shares a user key with another: user ids are stored")
     return plan
 
@@ -730,20 +734,37 @@ def _abs_amount(warehouse: duckdb.DuckDBPyConnection, sales: str) -> Decimal:
     return Decimal(total)
 
 
-def _user_keys_collide(warehouse: duckdb.DuckDBPyConnection, new_events: str = "") -> bool:
+def _user_keys_collide(warehouse: duckdb.DuckDBPyConnection) -> bool:
     """Whether two users with events share a `user_key`, so that `user_events` must store
-    `user_id` to tell their events apart: among the users of the extract under
-    construction, and those of the relation `new_events` when given.
+    `user_id` to tell their events apart, among the users of the extract under construction.
 
     With 64-bit keys that takes about five billion users for even odds, but a wrong answer
     is never acceptable; the check reads the `users` table, not every event.
     """
-    users = f"SELECT user_id FROM {_BUILD_ALIAS}.users WHERE events > 0"
-    if new_events:
-        users += f" UNION ALL SELECT user_id FROM {new_events}"
     (collide,) = warehouse.execute(
-        f"SELECT count(DISTINCT user_id) <> count(DISTINCT {USER_KEY.format('user_id')}) "
-        f"FROM ({users})"
+        f"SELECT count(DISTINCT user_id) <> count(DISTINCT user_key) FROM {_BUILD_ALIAS}.users "
+        "WHERE events > 0"
+    ).fetchone()
+    return bool(collide)
+
+
+def _new_user_keys_collide(warehouse: duckdb.DuckDBPyConnection, new_events: str) -> bool:
+    """Whether a user of the relation `new_events` shares a `user_key` with another user
+    with events, new or already in the extract under construction: the extract's own users
+    are probed by key, not counted again."""
+    (collide,) = warehouse.execute(
+        f"""
+        WITH new_users AS (
+            SELECT DISTINCT user_id, {USER_KEY.format("user_id")} AS user_key
+            FROM {new_events}
+            WHERE user_id IS NOT NULL
+        )
+        SELECT (SELECT count(*) <> count(DISTINCT user_key) FROM new_users)
+            OR EXISTS (
+                SELECT 1 FROM {_BUILD_ALIAS}.users AS stored JOIN new_users USING (user_key)
+                WHERE stored.events > 0 AND stored.user_id <> new_users.user_id
+            )
+        """
     ).fetchone()
     return bool(collide)
 

@@ -98,6 +98,28 @@ def test_a_new_user_sharing_a_key_rebuilds_the_extract_with_user_ids(finbi_home,
     assert _views(con, "u1") == _expected_views(EVENTS, "u1")
 
 
+def test_two_new_users_sharing_a_key_rebuild_the_extract_with_user_ids(finbi_home, monkeypatch):
+    weak = _weak_user_key(monkeypatch, keys=1_000_003)
+    warehouse = create_warehouse()
+    refresh(warehouse, finbi_home)
+    # Two new ids with one key, which no stored user has (found by trying).
+    key = weak.format("id")
+    first, second = warehouse.execute(
+        f"WITH ids AS (SELECT 'pair' || i AS id, {key} AS k FROM range(20000) AS r(i)) "
+        "SELECT a.id, b.id FROM ids AS a JOIN ids AS b ON a.k = b.k AND a.id < b.id "
+        f"WHERE a.k NOT IN (SELECT {weak.format('user_id')} FROM finbi.interactions) LIMIT 1"
+    ).fetchone()
+    add_events(
+        warehouse,
+        [(user, "i9", "VIEW", "2024-03-04 10:00", "web") for user in (first, second)],
+    )
+    result = refresh(warehouse, finbi_home)
+    assert result["build_mode"] == "full"
+    assert "shares a user key" in result["build_reason"]
+    con = queries.reader(queries.open_extract(serving_path(finbi_home)))
+    assert (_views(con, first), _views(con, second)) == (1, 1)
+
+
 def test_an_id_without_events_sharing_a_key_matches_no_event(finbi_home, monkeypatch):
     # Keys are unique among users with events, not among every id a viewer may type.
     _weak_user_key(monkeypatch, keys=1)  # every id shares the one key
