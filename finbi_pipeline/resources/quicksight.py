@@ -302,17 +302,20 @@ class QuickSightPublisher(BIPublisher):
     # --- dashboard -------------------------------------------------------------------------
 
     def deploy_dashboard(self, dataset_arns: dict[str, str]) -> int:
-        """Create or update the dashboard from its Definition and publish it; its version."""
-        common = {
-            "AwsAccountId": self.account_id,
-            "DashboardId": self.dashboard_id,
-            "Name": "FinBI",
-            "Definition": dashboard_definition(dataset_arns),
-        }
+        """Create or update the dashboard from its Definition and publish it; its published
+        version. A published version built from the same Definition is kept as it is: each
+        update would add a version to the dashboard's history."""
+        key = {"AwsAccountId": self.account_id, "DashboardId": self.dashboard_id}
+        common = {**key, "Name": "FinBI", "Definition": dashboard_definition(dataset_arns)}
         try:
-            self.client.describe_dashboard(
-                AwsAccountId=self.account_id, DashboardId=self.dashboard_id
-            )
+            published = self.client.describe_dashboard(**key)["Dashboard"]
+            current = self.client.describe_dashboard_definition(**key)
+            if (
+                current.get("ResourceStatus", "").endswith("_SUCCESSFUL")
+                and current.get("Name") == common["Name"]
+                and _holds(current.get("Definition"), common["Definition"])
+            ):
+                return int(published["Version"]["VersionNumber"])
             response = self.client.update_dashboard(**common)
         except self.client.exceptions.ResourceNotFoundException:
             response = self.client.create_dashboard(

@@ -160,8 +160,12 @@ def stub_quicksight_refresh(
     failing: str | None = None,
     dropping: str | None = None,
     quota: int = 32,
+    published_definition: dict | None = None,
 ) -> None:
-    """Queue the calls of one `QuickSightPublisher.refresh`, in order, with their params."""
+    """Queue the calls of one `QuickSightPublisher.refresh`, in order, with their params.
+
+    A later deploy finds version 1 published from `published_definition` (by default an
+    older, empty one, which the refresh updates to version 2)."""
     import datetime as dt
 
     from botocore.stub import ANY
@@ -295,7 +299,23 @@ def stub_quicksight_refresh(
         )
         version = 1
     else:
-        stubber.add_response("describe_dashboard", {"Dashboard": {}}, dashboard)
+        stubber.add_response(
+            "describe_dashboard",
+            {"Dashboard": {"Version": {"Status": "CREATION_SUCCESSFUL", "VersionNumber": 1}}},
+            dashboard,
+        )
+        stubber.add_response(
+            "describe_dashboard_definition",
+            {
+                "DashboardId": "finbi-dashboard",
+                "Name": "FinBI",
+                "ResourceStatus": "CREATION_SUCCESSFUL",
+                "Definition": published_definition or {"DataSetIdentifierDeclarations": []},
+            },
+            dashboard,
+        )
+        if published_definition is not None:
+            return  # the same Definition: no new version
         stubber.add_response(
             "update_dashboard",
             {"VersionArn": _arn("dashboard", "finbi-dashboard/version/2")},

@@ -56,6 +56,23 @@ def test_later_refresh_updates_in_place(publisher, stubber):
     assert metadata["dashboard_version"] == 2
 
 
+def test_a_dashboard_published_from_the_same_definition_gets_no_new_version(publisher, stubber):
+    arns = {
+        table: f"arn:aws:quicksight:us-east-1:{ACCOUNT}:dataset/finbi-{table}"
+        for table in DASHBOARD_DATASETS
+    }
+    published = copy.deepcopy(dashboard_definition(arns))
+    published["Options"] = {"WeekStart": "SUNDAY"}  # defaults QuickSight answers with
+    for sheet in published["Sheets"]:
+        sheet["ContentType"] = "INTERACTIVE"
+    stub_quicksight_refresh(stubber, first_deploy=False, published_definition=published)
+
+    metadata = publisher.refresh(dg.build_asset_context())
+
+    # No update_dashboard queued: the stubber fails the test if one is made.
+    assert metadata["dashboard_version"] == 1
+
+
 def test_a_used_up_quota_skips_the_dataset_and_says_so(publisher, stubber):
     stub_quicksight_refresh(stubber, first_deploy=False, used_today={"kpi_summary": 32})
     metadata = publisher.refresh(dg.build_asset_context())
