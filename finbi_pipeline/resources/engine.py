@@ -8,6 +8,7 @@ implementation lives in `athena_engine.py`. SQL given to either is always Athena
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import time
 from abc import ABC, abstractmethod
@@ -15,7 +16,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, count
 from pathlib import Path
 
 import dagster as dg
@@ -228,21 +229,42 @@ class DuckDBEngine(QueryEngine):
     home: str
     memory_limit: str = "1GB"
     threads: int = 0  # 0: DuckDB's default, one per core
-    # While a run executes, one connection to the warehouse stays open (opened by the run's
-    # first `connect`, so that a locked file fails a step, which is retried, not the run):
-    # DuckDB then serves every other `connect` from the same database instance, about 4 ms
-    # instead of the 40 ms of opening the file, and a run opens it some twenty-five times.
+    # How long a run waits for the warehouse while another process (another run) holds it.
+    lock_wait_s: float = 600.0
+    # While a run executes, one connection to the warehouse stays open, opened by the run's
+    # first `connect`: DuckDB then serves every other `connect` from the same database
+    # instance, about 4 ms instead of the 40 ms of opening the file (a run opens it some
+    # twenty-five times), and runs of one FINBI_HOME take turns instead of failing each
+    # other's statements.
     _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
-    _hold: bool = PrivateAttr(default=False)
+    _run_log: logging.Logger | None = PrivateAttr(default=None)  # set while a run executes
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._hold = True
+        self._run_log = context.log
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        self._hold = False
+        self._run_log = None
         if self._held is not None:
             self._held.close()
             self._held = None
+
+    def _hold_warehouse(self, config: dict) -> None:
+        """Open the run's held connection, waiting up to `lock_wait_s` for another process
+        to let go of the file."""
+        deadline = time.monotonic() + self.lock_wait_s
+        for attempt in count():
+            try:
+                self._held = duckdb.connect(str(self.warehouse_path), config=config)
+                return
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                if attempt == 0:
+                    self._run_log.warning(
+                        f"waiting up to {self.lock_wait_s:.0f} s for the warehouse, which "
+                        f"another process holds: {_first_line(exc)}"
+                    )
+                time.sleep(0.5)
 
     @property
     def warehouse_path(self) -> Path:
@@ -259,8 +281,8 @@ class DuckDBEngine(QueryEngine):
         if self.threads:
             config["threads"] = self.threads
         target = str(self.warehouse_path) if database is None else database
-        if database is None and self._hold and self._held is None:
-            self._held = duckdb.connect(target, read_only=read_only, config=config)
+        if database is None and not read_only and self._held is None and self._run_log is not None:
+            self._hold_warehouse(config)
         con = duckdb.connect(target, read_only=read_only, config=config)
         con.execute("SET TimeZone = 'UTC'")
         if not read_only:

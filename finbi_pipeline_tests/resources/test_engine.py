@@ -34,26 +34,44 @@ def test_a_run_keeps_the_warehouse_open_between_statements_and_closes_it_at_the_
     assert _opens_read_only(engine.warehouse_path)
 
 
-def test_a_warehouse_locked_by_another_process_fails_the_statement_not_the_run_start(
-    finbi_home,
-):
-    """The file is opened by the run's first statement, inside a step, whose retry policy
-    waits for a lock to go; opening it when the run's resources start would fail the run."""
-    engine = DuckDBEngine(home=str(finbi_home))
-    engine.fetch("SELECT 1")
+def _hold_elsewhere(path, seconds: float) -> subprocess.Popen:
+    """Another process holding the warehouse for `seconds`, once it has said so."""
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]);"
-            " print('held', flush=True); time.sleep(60)",
-            str(engine.warehouse_path),
+            " print('held', flush=True); time.sleep(float(sys.argv[2]))",
+            str(path),
+            str(seconds),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_run_waits_for_a_warehouse_that_another_run_holds(finbi_home):
+    engine = DuckDBEngine(home=str(finbi_home))
+    engine.fetch("SELECT 1")
+    holder = _hold_elsewhere(engine.warehouse_path, seconds=1)
     try:
-        assert holder.stdout.readline().strip() == "held"
+        with dg.build_resources({"engine": engine}) as resources:
+            assert resources.engine.fetch("SELECT 1 AS one").scalar() == 1
+            assert holder.poll() is not None  # it had let go
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_run_gives_up_on_the_warehouse_after_its_lock_wait(finbi_home):
+    """Opened by the run's first statement, inside a step (which may be retried), not when
+    the run's resources start."""
+    engine = DuckDBEngine(home=str(finbi_home), lock_wait_s=0.2)
+    engine.fetch("SELECT 1")
+    holder = _hold_elsewhere(engine.warehouse_path, seconds=60)
+    try:
         with (
             dg.build_resources({"engine": engine}) as resources,
             pytest.raises(duckdb.IOException, match="lock"),
