@@ -233,9 +233,9 @@ class DuckDBEngine(QueryEngine):
     lock_wait_s: float = 600.0
     # While a run executes, one connection to the warehouse stays open, opened by the run's
     # first `connect`: DuckDB then serves every other `connect` from the same database
-    # instance, about 4 ms instead of the 40 ms of opening the file (a run opens it some
-    # twenty-five times), and runs of one FINBI_HOME take turns instead of failing each
-    # other's statements.
+    # instance, about 4 ms instead of the 40 ms of opening the file (a run opens it about
+    # thirty times), and runs of one FINBI_HOME take turns instead of failing each other's
+    # statements.
     _held: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
     _run_log: logging.Logger | None = PrivateAttr(default=None)  # set while a run executes
 
