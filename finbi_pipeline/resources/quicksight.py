@@ -322,10 +322,9 @@ class QuickSightPublisher(BIPublisher):
                 **common, Permissions=self._permissions(DASHBOARD_ACTIONS)
             )
         version = int(response["VersionArn"].rsplit("/", 1)[1])
+        described = {**key, "VersionNumber": version}
         built = wait_until(
-            lambda: self.client.describe_dashboard(
-                AwsAccountId=self.account_id, DashboardId=self.dashboard_id, VersionNumber=version
-            )["Dashboard"]["Version"],
+            lambda: self.client.describe_dashboard(**described)["Dashboard"]["Version"],
             lambda v: v["Status"] in DASHBOARD_DONE,
             what=f"QuickSight dashboard {self.dashboard_id} version {version} to build",
             timeout_s=self.dashboard_timeout_s,
@@ -340,9 +339,7 @@ class QuickSightPublisher(BIPublisher):
                 f"QuickSight dashboard {self.dashboard_id} version {version} "
                 f"{built['Status']}: {errors or 'no details'}; the published version is unchanged"
             )
-        self.client.update_dashboard_published_version(
-            AwsAccountId=self.account_id, DashboardId=self.dashboard_id, VersionNumber=version
-        )
+        self.client.update_dashboard_published_version(**described)
         return version
 
 
