@@ -7,6 +7,7 @@ notices a newly swapped-in extract within `REFRESH_SECONDS` without a restart.
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -396,12 +397,18 @@ def _user_drill_down(con, f: Filters) -> None:
         st.download_button(
             "Download events as CSV",
             timeline.to_csv(index=False),
-            file_name=f"finbi_user_{f.user_id}_events.csv",
+            file_name=f"finbi_user_{file_name_part(f.user_id)}_events.csv",
             mime="text/csv",
             on_click="ignore",
         )
     with orders_tab:
         st.dataframe(queries.user_orders(con, f), hide_index=True, height=260)
+
+
+def file_name_part(value: str) -> str:
+    """`value` made safe inside a download's file name: runs of anything but letters,
+    digits, `.`, `-` and `_` (a user id may hold `/`, spaces, quotes) become one `_`."""
+    return re.sub(r"[^\w.-]+", "_", value).strip("._")[:64] or "_"
 
 
 def _filtered_table(connection: duckdb.DuckDBPyConnection, con, f: Filters) -> None:

@@ -256,6 +256,14 @@ def test_a_user_id_with_a_quote(extract):
     assert at.subheader[0].value == "Customer o'brien"
 
 
+def test_a_user_download_is_named_after_the_user_id_made_safe():
+    assert app_module.file_name_part("u1") == "u1"
+    assert app_module.file_name_part("o'brien") == "o_brien"
+    assert app_module.file_name_part("../etc/passwd") == "etc_passwd"
+    assert app_module.file_name_part("Zoë Smith <zs@example.org>") == "Zoë_Smith_zs_example.org"
+    assert app_module.file_name_part("///") == "_"
+
+
 def test_data_panel(extract):
     at = run_app()
     shown = values(at)
