@@ -135,7 +135,10 @@ def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
         rows = {k: int(v) for k, v in log.records()[0].items()}
         kpis = kpi_rows[0] if kpi_rows else {}
     except Exception as exc:  # noqa: BLE001 - a summary must not hide the run's own failure
-        failures.append(f"summary unavailable: {exc}")
+        # After a failed run the tables may not exist yet (a first run that failed before
+        # making them): the run's own failure, reported above, is what the user needs.
+        if result.success:
+            failures.append(f"summary unavailable: {exc}")
     success = result.success and not failures
     return RunSummary(success=success, uploads=uploads, rows=rows, kpis=kpis, failures=failures)
 

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from finbi_pipeline import checks
+from finbi_pipeline.assets import curated
 from finbi_pipeline.cli import main
 from finbi_pipeline.dashboard import queries
 from finbi_pipeline.dashboard.extract import serving_path
@@ -204,6 +205,26 @@ def test_run_exits_non_zero_when_a_blocking_check_fails(finbi_home, monkeypatch)
     ]
     assert "status: failed" in result.output
     assert not serving_path(finbi_home).exists()  # the dashboard was not refreshed
+
+
+def test_a_first_run_that_fails_reports_its_failure_alone(cli, finbi_home, monkeypatch):
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("could not allocate block of size 256.0 KiB")
+
+    monkeypatch.setattr(curated, "merge_staged", out_of_memory)
+    cli("load", "--source", "interactions", str(SAMPLE / "interactions.csv"))
+
+    result = CliRunner().invoke(main, ["run"])
+
+    assert result.exit_code == 1
+    failed = [line for line in result.output.splitlines() if line.startswith("FAILED: ")]
+    # Each failed step, with its cause; no "summary unavailable: ... ingest_log does not
+    # exist" after them: nothing was merged, so there is nothing to sum up.
+    assert [line.split(":")[1].strip() for line in failed] == [
+        "curated_interactions",
+        "curated_sales",
+    ]
+    assert all("could not allocate block" in line for line in failed)
 
 
 def test_retracting_every_upload_empties_the_dashboard(cli, finbi_home, tmp_path):
