@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import logging
 import uuid
 import zlib
 from bisect import bisect_left
@@ -32,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from finbi_pipeline.csv_quotes import LINE_BEFORE_EMPTY, QuotedFields, utf8_chunks, whole_lines
 from finbi_pipeline.resources.engine import (
     EngineSession,
+    OutOfEngineMemory,
     ParserReject,
     QueryEngine,
     UnreadableInput,
@@ -45,6 +47,8 @@ from finbi_pipeline.sql_templates import (
     validation_sql,
 )
 from finbi_pipeline.uploads import Upload, list_uploads
+
+_log = logging.getLogger(__name__)
 
 SNIFF_BYTES = 1 << 16
 # Characters DuckDB's readers take for a glob in a path, whatever the file is called.
@@ -902,9 +906,13 @@ def _merge_group(
     own = {key for upload in uploads.values() for key in curated.of_upload(upload)}
     # At most MERGE_DAYS days per statement: DuckDB buffers every partition it writes in
     # a block of its own, so a file spanning thousands of days (the Personalize POC data:
-    # 4,075) exhausts the memory limit in one statement. No days: nothing was accepted.
-    for start in range(0, len(all_days), MERGE_DAYS):
-        batch = all_days[start : start + MERGE_DAYS]
+    # 4,075) exhausts the memory limit in one statement; a batch that still outgrows it
+    # (days of many rows under a low limit) is split in two. No days: nothing accepted.
+    batches = [
+        all_days[start : start + MERGE_DAYS] for start in range(0, len(all_days), MERGE_DAYS)
+    ]
+    while batches:
+        batch = batches.pop(0)
         existing = [lake.uri(key) for key in curated.on_days(batch) if key not in own]
         # Which upload each day of the batch is from: the upload of every record on it.
         members = ", ".join(
@@ -918,12 +926,28 @@ def _merge_group(
             existing=session.parquet_relation(existing, CURATED_COLUMNS[kind]),
             members=f"(SELECT * FROM (VALUES {members}) AS m({date_column}, source, upload_id))",
         )
-        if len(all_days) > MERGE_DAYS:
+        if len(batch) < len(all_days):
             sql = (
                 f"SELECT * FROM ({sql}\n) AS batch WHERE {date_column} "
                 f"BETWEEN DATE '{batch[0]:%Y-%m-%d}' AND DATE '{batch[-1]:%Y-%m-%d}'"
             )
-        session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
+        try:
+            session.write_parquet(sql, lake.uri(temp_prefix), partition_by=date_column)
+        except OutOfEngineMemory as exc:
+            if len(batch) == 1:
+                raise
+            _log.warning(
+                "%s: merging %d days at a time instead of %d", exc, len(batch) // 2, len(batch)
+            )
+            lake.delete(
+                [
+                    obj.key
+                    for day in batch
+                    for obj in lake.list_objects(f"{temp_prefix}/{date_column}={day:%Y-%m-%d}/")
+                ]
+            )
+            half = len(batch) // 2
+            batches[:0] = [batch[:half], batch[half:]]
     written: dict[str, list[str]] = {upload_id: [] for upload_id in uploads}
     for obj in lake.list_objects(temp_prefix + "/"):
         day_folder = obj.key.split("/")[-2]  # <date column>=<day>

@@ -116,6 +116,10 @@ class UnreadableInput(Exception):
     """The engine's reader cannot parse an input file at all (not one bad record)."""
 
 
+class OutOfEngineMemory(Exception):
+    """A statement needed more memory than the engine may use (DuckDB's memory limit)."""
+
+
 class EngineSession(ABC):
     """One connection's worth of ingestion work; registered relations live as long as it."""
 
@@ -186,7 +190,9 @@ class EngineSession(ABC):
         """Write the result of `sql` as Parquet to a file, or a Hive-partitioned folder;
         `scratch`: a file read once and deleted (staging), written for speed, not size.
 
-        Raises UnreadableInput when a CSV the query reads cannot be parsed at all.
+        Raises UnreadableInput when a CSV the query reads cannot be parsed at all, and
+        OutOfEngineMemory when the statement outgrew the engine's memory (it may have
+        written some of its files).
         """
 
     @abstractmethod
@@ -513,6 +519,8 @@ class DuckDBSession(EngineSession):
             # What DuckDB raises when its CSV reader gives up on a whole file (dialect
             # detection, mixed line endings); single bad records go to reject_errors.
             raise UnreadableInput(_first_line(exc)) from exc
+        except duckdb.OutOfMemoryException as exc:
+            raise OutOfEngineMemory(_first_line(exc)) from exc
         count = rows.fetchone()[0]
         if partition_by and not count:
             # A partitioned write of no rows leaves just the folder it made (if still empty).

@@ -8,7 +8,11 @@ Synthetic data, built here: runs without ../shared.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shutil
 from pathlib import Path
+
+from finbi_pipeline.resources.engine import DuckDBSession, OutOfEngineMemory
 
 from ._pipeline import run_files
 
@@ -48,3 +52,39 @@ def test_a_multi_year_upload_merges_in_batches_and_dedups_across_them(tmp_path: 
     )
     assert (rows, distinct_days) == (2 * DAYS + 1, DAYS)
     assert (run.kpis["total_views"], run.kpis["total_purchases"]) == (DAYS + 1, DAYS)
+
+
+def test_a_batch_that_runs_out_of_memory_is_merged_in_halves(tmp_path: Path, monkeypatch) -> None:
+    """Under a low memory limit, days of many rows can outgrow it even MERGE_DAYS at a time:
+    the batch is split until it fits, and what it had written before failing is not kept."""
+    write_parquet = DuckDBSession.write_parquet
+    failed_batches = []
+
+    def out_of_memory_over_30_days(self, sql, uri, partition_by=None, scratch=False):
+        stats = write_parquet(self, sql, uri, partition_by, scratch)
+        days = re.findall(r"\(DATE '([\d-]+)'", sql)  # the batch's members, one per day
+        if partition_by and len(days) > 30:
+            failed_batches.append(len(days))
+            # As if another thread had written a file too, which no smaller write overwrites.
+            for day in days:
+                for written in Path(uri, f"event_date={day}").glob("*.parquet"):
+                    shutil.copy(written, written.with_name(f"other_thread_{written.name}"))
+            raise OutOfEngineMemory("could not allocate block of size 256.0 KiB")
+        return stats
+
+    monkeypatch.setattr(DuckDBSession, "write_parquet", out_of_memory_over_30_days)
+    days = [START + dt.timedelta(days=n * 3) for n in range(DAYS)]
+    rows = [("u1", f"i{n}", "VIEW", day) for n, day in enumerate(days)]
+    rows += rows[::50]  # duplicates within the upload, in every batch
+
+    run = run_files(tmp_path / "home", "interactions", [_write(tmp_path / "a.csv", rows)])
+
+    assert run.success, run.failures
+    # Each 100-day batch fails, then each of its 50-day halves; the last batch is 50 days.
+    assert failed_batches == [100, 50, 50, 100, 50, 50, 50]
+    a = run.uploads["a.csv"]
+    assert (a["rows_read"], a["rows_accepted"], a["rows_duplicate"]) == (DAYS + 5, DAYS, 5)
+    [(stored, distinct)] = run.query(
+        "SELECT COUNT(*), COUNT(DISTINCT event_date) FROM finbi.interactions"
+    )
+    assert (stored, distinct) == (DAYS, DAYS)  # no row twice, though failed batches wrote some

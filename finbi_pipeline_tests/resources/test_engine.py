@@ -7,7 +7,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from finbi_pipeline.resources.engine import DuckDBEngine
+from finbi_pipeline.resources.engine import DuckDBEngine, OutOfEngineMemory
 
 
 def _opens_read_only(path) -> bool:
@@ -82,3 +82,15 @@ def test_a_run_gives_up_on_the_warehouse_after_its_lock_wait(finbi_home):
         holder.wait()
     with dg.build_resources({"engine": engine}) as resources:
         assert resources.engine.fetch("SELECT 1 AS one").scalar() == 1
+
+
+def test_a_write_that_outgrows_the_memory_limit_says_so_in_the_engines_own_terms(tmp_path):
+    # What the merge catches to split its batch of days: a partitioned write holds a buffer
+    # per partition, which 500 of them overflow at 4MB.
+    engine = DuckDBEngine(home=str(tmp_path), memory_limit="4MB")
+    with engine.session() as session, pytest.raises(OutOfEngineMemory, match="Out of Memory"):
+        session.write_parquet(
+            "SELECT i % 500 AS day, repeat('x', 50) || i AS v FROM range(2000000) AS t(i)",
+            str(tmp_path / "out"),
+            partition_by="day",
+        )
