@@ -936,9 +936,8 @@ def _merge_group(
         except OutOfEngineMemory as exc:
             if len(batch) == 1:
                 raise
-            _log.warning(
-                "%s: merging %d days at a time instead of %d", exc, len(batch) // 2, len(batch)
-            )
+            half = len(batch) // 2
+            _log.warning("%s: merging %d days at a time instead of %d", exc, half, len(batch))
             lake.delete(
                 [
                     obj.key
@@ -946,7 +945,6 @@ def _merge_group(
                     for obj in lake.list_objects(f"{temp_prefix}/{date_column}={day:%Y-%m-%d}/")
                 ]
             )
-            half = len(batch) // 2
             batches[:0] = [batch[:half], batch[half:]]
     written: dict[str, list[str]] = {upload_id: [] for upload_id in uploads}
     for obj in lake.list_objects(temp_prefix + "/"):
