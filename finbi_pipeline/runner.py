@@ -143,9 +143,18 @@ def _summarize(result, uploads: int, defs: dg.Definitions) -> RunSummary:
     return RunSummary(success=success, uploads=uploads, rows=rows, kpis=kpis, failures=failures)
 
 
+# How Dagster records a step stopped by Ctrl-C, SIGTERM or Terminate in the UI.
+_INTERRUPTS = ("DagsterExecutionInterruptedError", "KeyboardInterrupt")
+
+
 def _error_text(error) -> str:
     """A step's error, with the first line of its root cause: a retried step's own error
     only says that it ran out of retries (`Exceeded max_retries of 2`)."""
+    if error.cls_name in _INTERRUPTS:
+        return (
+            "interrupted (Ctrl-C or SIGTERM): the run stopped there; what it "
+            "finished is kept, and the next `finbi run` does the rest"
+        )
     text = error.message.strip()
     cause = error
     while cause.cause is not None:

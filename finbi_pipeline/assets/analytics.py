@@ -6,7 +6,7 @@ Locally a refresh after new uploads reads only their rows where the table allows
 
 import dagster as dg
 
-from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY, permanent_errors_not_retried
+from finbi_pipeline.assets.retries import retried_on_passing_faults
 from finbi_pipeline.metadata import table_metadata
 from finbi_pipeline.resources.engine import QueryEngine
 from finbi_pipeline.sql_templates import sql_file
@@ -65,11 +65,10 @@ def build_analytics_asset(table: str) -> dg.AssetsDefinition:
         deps=ANALYTICS_INPUTS[table],
         group_name="analytics",
         kinds={"sql"},
-        retry_policy=IDEMPOTENT_STEP_RETRY,
         description=sql_file(table).split("\n", 1)[0].lstrip("- "),
     )
-    def _analytics(engine: QueryEngine) -> dg.MaterializeResult:
-        with permanent_errors_not_retried():
+    def _analytics(context: dg.AssetExecutionContext, engine: QueryEngine) -> dg.MaterializeResult:
+        with retried_on_passing_faults(context):
             stats = engine.refresh_table(table, sql_file(table), ANALYTICS_UPDATES[table])
             preview = engine.fetch(f"SELECT * FROM {table} LIMIT 10")
         schema = dict(zip(preview.columns, preview.types, strict=True))

@@ -5,7 +5,7 @@ its history. A schema change is reported; a breaking one fails the blocking cont
 
 import dagster as dg
 
-from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY, permanent_errors_not_retried
+from finbi_pipeline.assets.retries import retried_on_passing_faults
 from finbi_pipeline.ingest import CURATED_COLUMNS, DATE_COLUMN, QUARANTINE_COLUMNS
 from finbi_pipeline.metadata import table_metadata
 from finbi_pipeline.resources.catalog import Catalog, SchemaChange, TableSpec
@@ -66,8 +66,10 @@ def contract_check(table: TableSpec, change: SchemaChange) -> dg.AssetCheckResul
     )
 
 
-def _register(table: TableSpec, catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult:
-    with permanent_errors_not_retried():
+def _register(
+    context: dg.AssetExecutionContext, table: TableSpec, catalog: Catalog, engine: QueryEngine
+) -> dg.MaterializeResult:
+    with retried_on_passing_faults(context):
         change = catalog.register_table(table)
         rows = engine.fetch(f"SELECT COUNT(*) FROM {table.name}").scalar()
         preview = engine.fetch(f"SELECT * FROM {table.name} LIMIT 10")
@@ -95,22 +97,24 @@ def _spec(name: str) -> list[dg.AssetCheckSpec]:
     deps=["curated_interactions"],
     group_name="catalog",
     check_specs=_spec("interactions"),
-    retry_policy=IDEMPOTENT_STEP_RETRY,
 )
-def catalog_interactions(catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult:
+def catalog_interactions(
+    context: dg.AssetExecutionContext, catalog: Catalog, engine: QueryEngine
+) -> dg.MaterializeResult:
     """Table `finbi.interactions` over curated/interactions/, partitioned by event_date."""
-    return _register(TABLES["interactions"], catalog, engine)
+    return _register(context, TABLES["interactions"], catalog, engine)
 
 
 @dg.asset(
     deps=["curated_sales"],
     group_name="catalog",
     check_specs=_spec("sales"),
-    retry_policy=IDEMPOTENT_STEP_RETRY,
 )
-def catalog_sales(catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult:
+def catalog_sales(
+    context: dg.AssetExecutionContext, catalog: Catalog, engine: QueryEngine
+) -> dg.MaterializeResult:
     """Table `finbi.sales` over curated/sales/, partitioned by sale_date."""
-    return _register(TABLES["sales"], catalog, engine)
+    return _register(context, TABLES["sales"], catalog, engine)
 
 
 @dg.multi_asset(
@@ -129,12 +133,11 @@ def catalog_sales(catalog: Catalog, engine: QueryEngine) -> dg.MaterializeResult
         ),
     ],
     check_specs=_spec("ingest_log") + _spec("quarantine"),
-    retry_policy=IDEMPOTENT_STEP_RETRY,
 )
-def catalog_data_quality(catalog: Catalog, engine: QueryEngine):
+def catalog_data_quality(context: dg.AssetExecutionContext, catalog: Catalog, engine: QueryEngine):
     """The data-quality tables the dashboard's data panel reads."""
     for name in ("ingest_log", "quarantine"):
-        result = _register(TABLES[name], catalog, engine)
+        result = _register(context, TABLES[name], catalog, engine)
         yield dg.MaterializeResult(
             asset_key=f"catalog_{name}",
             metadata=result.metadata,

@@ -10,6 +10,7 @@ import datetime as dt
 
 import dagster as dg
 
+from finbi_pipeline.assets.retries import interruptions_stop_the_run
 from finbi_pipeline.ingest import CURATED_COLUMNS, DATE_COLUMN, UploadReport, merge_staged
 from finbi_pipeline.metadata import markdown_table, table_metadata
 from finbi_pipeline.resources.engine import QueryEngine
@@ -99,7 +100,8 @@ def curated_interactions(
 ) -> dg.MaterializeResult:
     """Curated interactions(user_id, item_id, event_type, event_time, event_date, source,
     upload_id): validated, deduplicated, partitioned by event_date."""
-    return _curate("interactions", context, lake, engine, sources)
+    with interruptions_stop_the_run():
+        return _curate("interactions", context, lake, engine, sources)
 
 
 @_curated_asset("curated_sales")
@@ -108,4 +110,5 @@ def curated_sales(
 ) -> dg.MaterializeResult:
     """Curated sales(order_id, user_id, item_id, quantity, unit_price, amount, sale_time,
     sale_date, country, source, upload_id): partitioned by sale_date."""
-    return _curate("sales", context, lake, engine, sources)
+    with interruptions_stop_the_run():
+        return _curate("sales", context, lake, engine, sources)

@@ -4,7 +4,7 @@
 import dagster as dg
 
 from finbi_pipeline.assets.analytics import ANALYTICS_INPUTS
-from finbi_pipeline.assets.retries import IDEMPOTENT_STEP_RETRY, permanent_errors_not_retried
+from finbi_pipeline.assets.retries import retried_on_passing_faults
 from finbi_pipeline.resources.publisher import BIPublisher
 
 
@@ -12,11 +12,10 @@ from finbi_pipeline.resources.publisher import BIPublisher
     deps=[*ANALYTICS_INPUTS, "catalog_ingest_log", "catalog_quarantine"],
     group_name="dashboard",
     kinds={"dashboard"},
-    retry_policy=IDEMPOTENT_STEP_RETRY,
 )
 def dashboard_dataset(
     context: dg.AssetExecutionContext, publisher: BIPublisher
 ) -> dg.MaterializeResult:
     """Refreshes the dashboard's datasets; blocking checks upstream keep bad data out."""
-    with permanent_errors_not_retried():
+    with retried_on_passing_faults(context):
         return dg.MaterializeResult(metadata=publisher.refresh(context))

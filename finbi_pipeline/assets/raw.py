@@ -9,6 +9,7 @@ import datetime as dt
 
 import dagster as dg
 
+from finbi_pipeline.assets.retries import interruptions_stop_the_run
 from finbi_pipeline.ingest import stage_uploads
 from finbi_pipeline.metadata import markdown_table
 from finbi_pipeline.resources.engine import QueryEngine
@@ -50,7 +51,8 @@ def raw_uploads(
             )
         else:
             uploads.append((upload, stored.size))
-    reports = stage_uploads(uploads, declared, lake, engine, now)
+    with interruptions_stop_the_run():
+        reports = stage_uploads(uploads, declared, lake, engine, now)
     for report in reports:
         if report.status == "rejected":
             context.log.error(report.message)
