@@ -47,10 +47,7 @@ def describe() -> dict:
                     }
                     for spec in assets_def.specs
                 ],
-                "checks": [
-                    {"asset": c.asset_key.to_user_string(), "name": c.name}
-                    for c in assets_def.check_specs
-                ],
+                "checks": [_check_json(spec) for spec in assets_def.check_specs],
             }
         )
     for checks_def in definitions.asset_checks:
@@ -59,7 +56,7 @@ def describe() -> dict:
                 {
                     "name": checks_def.node_def.name,
                     "assets": [],
-                    "checks": [{"asset": spec.asset_key.to_user_string(), "name": spec.name}],
+                    "checks": [_check_json(spec)],
                 }
             )
     return {
@@ -70,6 +67,15 @@ def describe() -> dict:
     }
 
 
+def _check_json(spec) -> dict:
+    """An asset check spec as JSON: its asset, name and the other assets it reads."""
+    return {
+        "asset": spec.asset_key.to_user_string(),
+        "name": spec.name,
+        "deps": [dep.asset_key.to_user_string() for dep in spec.additional_deps],
+    }
+
+
 def _definitions(graph: dict):
     import dagster as dg
 
@@ -77,7 +83,8 @@ def _definitions(graph: dict):
     nodes = []
     for step in graph["steps"]:
         checks = [
-            dg.AssetCheckSpec(c["name"], asset=c["asset"], blocking=True) for c in step["checks"]
+            dg.AssetCheckSpec(c["name"], asset=c["asset"], additional_deps=c["deps"], blocking=True)
+            for c in step["checks"]
         ]
         if not step["assets"]:
             nodes.append(_standalone_check(dg, step["name"], checks[0]))
@@ -121,7 +128,12 @@ def _noop_assets(dg, name, specs, checks, partitioned):
 
 
 def _standalone_check(dg, name, spec):
-    @dg.asset_check(asset=spec.asset_key, name=spec.name, blocking=True)
+    @dg.asset_check(
+        asset=spec.asset_key,
+        name=spec.name,
+        additional_deps=[dep.asset_key for dep in spec.additional_deps],
+        blocking=True,
+    )
     def _check():
         return dg.AssetCheckResult(passed=True)
 
