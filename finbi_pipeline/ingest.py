@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import threading
 import uuid
 import zlib
 from bisect import bisect_left
@@ -240,11 +241,13 @@ def stage_uploads(
     small = [(upload, size) for upload, size in uploads if size < SMALL_UPLOAD_BYTES]
     large = [upload for upload, size in uploads if size >= SMALL_UPLOAD_BYTES]
 
+    stopping = threading.Event()
+
     def stage_small(share: list[tuple[Upload, int]]) -> list[UploadReport]:
         if not share:
             return []
         with engine.session() as session:
-            return _stage_in_batches(share, sources, lake, session, now)
+            return _stage_in_batches(share, sources, lake, session, now, stopping)
 
     # Versions of one key share staging files: they go to the same worker, in order.
     workers = max(1, min(STAGING_WORKERS, len(small)))
@@ -253,7 +256,13 @@ def stage_uploads(
         for i in range(workers)
     ]
     with ThreadPoolExecutor(workers) as pool:
-        reports = [report for share in pool.map(stage_small, shares) for report in share]
+        try:
+            reports = [report for share in pool.map(stage_small, shares) for report in share]
+        except BaseException:
+            # Ctrl-C or SIGTERM reaches the main thread only, and leaving this block waits
+            # for the workers: they stop before their next statement, not after their share.
+            stopping.set()
+            raise
     if large:
         with engine.session() as session:
             reports += [stage_upload(u, sources[u.source], lake, session, now) for u in large]
@@ -267,9 +276,10 @@ def _stage_in_batches(
     lake: Lake,
     session: EngineSession,
     now: dt.datetime,
+    stopping: threading.Event,
 ) -> list[UploadReport]:
     """Stage small uploads, those of one source, folder and header by one statement per
-    batch.
+    batch; _Stopped as soon as `stopping` is set.
 
     A batch stages only its clean files (every record accepted); a file with a rejected
     record, no records or an unreadable part is staged alone, as `stage_upload` words
@@ -279,6 +289,7 @@ def _stage_in_batches(
     groups: dict[tuple, list[tuple[Upload, int]]] = defaultdict(list)
     alone: list[Upload] = []
     for upload, size in share:
+        _stop_if(stopping)
         source = sources[upload.source]
         head, compression = _read_head(lake, upload)
         try:
@@ -295,6 +306,7 @@ def _stage_in_batches(
     reports = []
     for (name, _, header, compression), members in groups.items():
         for batch in _batches(members):
+            _stop_if(stopping)
             staged, left = _stage_batch(
                 batch, sources[name], list(header) or None, compression, lake, session, now
             )
@@ -302,7 +314,20 @@ def _stage_in_batches(
             alone += left
     order = {upload.upload_id: i for i, (upload, _) in enumerate(share)}
     alone.sort(key=lambda upload: order[upload.upload_id])
-    return reports + [stage_upload(u, sources[u.source], lake, session, now) for u in alone]
+    for upload in alone:
+        _stop_if(stopping)
+        reports.append(stage_upload(upload, sources[upload.source], lake, session, now))
+    return reports
+
+
+class _Stopped(Exception):
+    """A staging worker stopped because the run was interrupted (never seen by callers:
+    the interrupt itself propagates)."""
+
+
+def _stop_if(stopping: threading.Event) -> None:
+    if stopping.is_set():
+        raise _Stopped
 
 
 def _batches(members: list[tuple[Upload, int]]) -> Iterator[list[Upload]]:

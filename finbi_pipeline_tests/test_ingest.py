@@ -14,6 +14,9 @@ import gzip
 import json
 import os
 import random
+import signal
+import threading
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -1254,6 +1257,39 @@ def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeyp
         "twice.csv",
     ]
     assert not list((tmp_path / "together").rglob(".tmp-*"))
+
+
+def test_an_interrupt_stops_the_staging_workers_before_their_next_batch(tmp_path, monkeypatch):
+    """Ctrl-C during a backfill of small uploads stops the run within a statement, not
+    after every worker has staged its whole share (the interrupt reaches the main thread
+    only, and the thread pool waits for its workers)."""
+    pipeline = Pipeline(tmp_path)
+    uploads = [
+        pipeline.land("interactions", f"day{i:02}.csv", IH + f"u{i},i1,VIEW,{T0 + i}\n".encode())
+        for i in range(40)
+    ]
+    monkeypatch.setattr(ingest, "STAGING_WORKERS", 2)
+    monkeypatch.setattr(ingest, "BATCH_FILES", 2)  # 10 batches a worker
+    batches = []
+    real_batch = ingest._stage_batch
+
+    def slow_batch(batch, *args):
+        if not batches:  # Ctrl-C while the first statement runs
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        batches.append(batch)
+        time.sleep(0.2)
+        return real_batch(batch, *args)
+
+    monkeypatch.setattr(ingest, "_stage_batch", slow_batch)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.stage_uploads(
+            [(u, pipeline.lake.head(u.key).size) for u in uploads],
+            pipeline.sources,
+            pipeline.lake,
+            pipeline.engine,
+            NOW,
+        )
+    assert len(batches) <= 2  # the statement each worker had started
 
 
 def test_lines_stay_right_after_several_unparsable_multi_line_records_and_blank_lines(pipe):
