@@ -259,8 +259,9 @@ def stage_uploads(
         try:
             reports = [report for share in pool.map(stage_small, shares) for report in share]
         except BaseException:
-            # Ctrl-C or SIGTERM reaches the main thread only, and leaving this block waits
-            # for the workers: they stop before their next statement, not after their share.
+            # Ctrl-C or SIGTERM reaches the main thread only (as does a worker's failure),
+            # and leaving this block waits for the workers: they stop before their next
+            # statement, not after their whole share.
             stopping.set()
             raise
     if large:
