@@ -224,10 +224,11 @@ def _timestamp_fragments(source: SourceSpec, low: dt.datetime, high: dt.datetime
             "timestamp_local": "CAST(NULL AS VARCHAR)",
             # A number as both engines read one: DuckDB alone reads '1_700_000_000', Athena
             # (Java) alone '1700000000d' or 'f' and hexadecimal ('0x1p30'). Cheap tests for
-            # those instead of a regular expression over every record.
+            # those instead of a regular expression over every record; both cases spelled
+            # out rather than lower(), which copies every value (10M: 1.10 s -> 0.85 s).
             "timestamp_value": "CASE WHEN strpos(timestamp_raw, '_') = 0 AND "
-            "strpos(lower(timestamp_raw), 'x') = 0 AND "
-            "lower(substr(timestamp_raw, -1)) NOT IN ('d', 'f') "
+            "strpos(timestamp_raw, 'x') = 0 AND strpos(timestamp_raw, 'X') = 0 AND "
+            "substr(timestamp_raw, -1) NOT IN ('d', 'D', 'f', 'F') "
             "THEN TRY_CAST(timestamp_raw AS DOUBLE) END",
             # NaN and infinity ('nan', 'inf', '1e400') parse as doubles but are no time.
             "ts_finite": "ts_value - ts_value = 0",

@@ -596,10 +596,12 @@ def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
             f"U10,I10,VIEW,1_700_000_000\n"  # 11: DuckDB alone reads it
             f"U11,I11,VIEW,1700000000d\n"  # 12: Athena alone reads it
             f"U12,I12,VIEW,0x1p30\n"  # 13: and this (2004-01-10)
+            f"U13,I13,VIEW,1700000000F\n"  # 14: upper case too
+            f"U14,I14,VIEW,0X1P30\n"  # 15
         ).encode()
     )
     result = pipe.ingest("interactions", "times.csv", data)
-    assert counts(result) == (12, 2, 0, 10)
+    assert counts(result) == (14, 2, 0, 12)
     outside = f"is outside the plausible window {WINDOW}"
     assert rejects(result) == [
         (2, "timestamp", "timestamp: cannot parse 'abc' as epoch seconds"),
@@ -617,6 +619,8 @@ def test_timestamps_unparsable_implausible_and_milliseconds(pipe):
         (11, "timestamp", "timestamp: cannot parse '1_700_000_000' as epoch seconds"),
         (12, "timestamp", "timestamp: cannot parse '1700000000d' as epoch seconds"),
         (13, "timestamp", "timestamp: cannot parse '0x1p30' as epoch seconds"),
+        (14, "timestamp", "timestamp: cannot parse '1700000000F' as epoch seconds"),
+        (15, "timestamp", "timestamp: cannot parse '0X1P30' as epoch seconds"),
     ]
     assert pipe.curated("interactions") == [
         interaction("U3", "I3", "VIEW", LOW),
