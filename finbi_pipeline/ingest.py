@@ -242,11 +242,14 @@ def stage_uploads(
     large = [upload for upload, size in uploads if size >= SMALL_UPLOAD_BYTES]
 
     stopping = threading.Event()
+    sessions: list[EngineSession] = []  # the workers', to cancel their running statements
 
     def stage_small(share: list[tuple[Upload, int]]) -> list[UploadReport]:
         if not share:
             return []
         with engine.session() as session:
+            sessions.append(session)
+            _stop_if(stopping)  # a session opened after the others were cancelled
             return _stage_in_batches(share, sources, lake, session, now, stopping)
 
     # Versions of one key share staging files: they go to the same worker, in order.
@@ -260,9 +263,11 @@ def stage_uploads(
             reports = [report for share in pool.map(stage_small, shares) for report in share]
         except BaseException:
             # Ctrl-C or SIGTERM reaches the main thread only (as does a worker's failure),
-            # and leaving this block waits for the workers: they stop before their next
-            # statement, not after their whole share.
+            # and leaving this block waits for the workers: their running statements are
+            # cancelled and they start no other, instead of staging their whole share.
             stopping.set()
+            for session in list(sessions):
+                session.cancel()
             raise
     if large:
         with engine.session() as session:

@@ -1296,6 +1296,41 @@ def test_an_interrupt_stops_the_staging_workers_before_their_next_batch(tmp_path
     assert len(batches) <= 2  # the statement each worker had started
 
 
+def test_an_interrupt_cancels_the_statement_a_staging_worker_is_running(tmp_path, monkeypatch):
+    """The statement a worker had started when Ctrl-C came raises at once instead of
+    running to its end (a batch of 100 files, or an Athena CTAS that is billed)."""
+    pipeline = Pipeline(tmp_path)
+    uploads = [
+        pipeline.land("interactions", f"day{i}.csv", IH + f"u{i},i1,VIEW,{T0 + i}\n".encode())
+        for i in range(2)
+    ]
+    monkeypatch.setattr(ingest, "STAGING_WORKERS", 1)
+    outcome = []
+
+    def long_batch(batch, source, header, compression, lake, session, now):
+        # Ctrl-C once the statement runs (a cancel between statements is the next
+        # statement's `stopping` check's to catch).
+        main = threading.main_thread().ident
+        threading.Timer(0.5, signal.pthread_kill, (main, signal.SIGINT)).start()
+        try:  # many seconds when left to finish
+            session.fetch("SELECT count(*) FROM range(1000000000) AS t(i) WHERE i % 7 = 3")
+            outcome.append("finished")
+        except duckdb.InterruptException:
+            outcome.append("cancelled")
+            raise
+
+    monkeypatch.setattr(ingest, "_stage_batch", long_batch)
+    with pytest.raises(KeyboardInterrupt):
+        ingest.stage_uploads(
+            [(u, pipeline.lake.head(u.key).size) for u in uploads],
+            pipeline.sources,
+            pipeline.lake,
+            pipeline.engine,
+            NOW,
+        )
+    assert outcome == ["cancelled"]
+
+
 def test_lines_stay_right_after_several_unparsable_multi_line_records_and_blank_lines(pipe):
     lines = [
         IH.rstrip(b"\n"),  # 1

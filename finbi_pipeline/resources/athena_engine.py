@@ -5,8 +5,9 @@ workgroup (`FINBI_ATHENA_WORKGROUP`) with database `FINBI_GLUE_DATABASE`, waits 
 a bound, and reports id, state, `DataScannedInBytes`, engine time and cost ($5/TB) as
 `QueryStats`. FAILED or CANCELLED raises `AthenaQueryError` with Athena's
 StateChangeReason and the query id. Anything that stops the wait (Dagster's interrupt,
-KeyboardInterrupt, the time-out) cancels the query with `stop_query_execution` first, so a
-stopped run never leaves Athena scanning (and billing) on its behalf.
+KeyboardInterrupt, the time-out, a staging worker's session cancelled by the run's thread)
+cancels the query with `stop_query_execution` first, so a stopped run never leaves Athena
+scanning (and billing) on its behalf.
 
 Analytics tables are CTAS to Parquet under `analytics/<table>/` (the old table and its
 files are dropped first: CTAS refuses a non-empty location).
@@ -45,6 +46,7 @@ import io
 import os
 import re
 import struct
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -139,8 +141,10 @@ class AthenaEngine(QueryEngine):
 
     # --- running statements ----------------------------------------------------------------
 
-    def run(self, sql: str) -> QueryExecution:
-        """Run one statement and wait for it; raise AthenaQueryError unless it succeeds."""
+    def run(self, sql: str, stop: threading.Event | None = None) -> QueryExecution:
+        """Run one statement and wait for it; raise AthenaQueryError unless it succeeds.
+
+        Setting `stop` (from another thread) stops the query and raises WaitStopped."""
         request = {
             "QueryString": sql,
             # Makes botocore's retries of this call idempotent: one query, not two.
@@ -160,9 +164,10 @@ class AthenaEngine(QueryEngine):
                 timeout_s=self.query_timeout_s,
                 interval_s=self.poll_interval_s,
                 describe=lambda e: e["Status"]["State"],
+                stop=stop,
             )
         except BaseException:
-            # Interrupted (Dagster's run termination, Ctrl-C) or timed out: stop paying.
+            # Interrupted (Dagster's run termination, Ctrl-C, `stop`) or timed out: stop paying.
             self.athena.stop_query_execution(QueryExecutionId=query_id)
             raise
         status = execution["Status"]
@@ -187,17 +192,19 @@ class AthenaEngine(QueryEngine):
         )
         return QueryExecution(stats, state, execution.get("StatementType", "DML"))
 
-    def run_write(self, sql: str) -> QueryStats:
+    def run_write(self, sql: str, stop: threading.Event | None = None) -> QueryStats:
         """Run a CTAS; its stats carry the rows written (Athena's UpdateCount)."""
-        result = self.run(sql)
+        result = self.run(sql, stop)
         response = self.athena.get_query_results(
             QueryExecutionId=result.stats.query_id, MaxResults=1
         )
         result.stats.rows = int(response.get("UpdateCount", 0))
         return result.stats
 
-    def fetch_with_stats(self, sql: str) -> tuple[QueryResult, QueryStats]:
-        result = self.run(sql)
+    def fetch_with_stats(
+        self, sql: str, stop: threading.Event | None = None
+    ) -> tuple[QueryResult, QueryStats]:
+        result = self.run(sql, stop)
         query_id = result.stats.query_id
         columns, types, sql_types, rows = [], [], [], []
         paginator = self.athena.get_paginator("get_query_results")
@@ -294,11 +301,15 @@ class AthenaSession(EngineSession):
         self.relations: dict[str, str] = {}
         self.scratch_tables: list[str] = []
         self.stats: list[QueryStats] = []
+        self._stopped = threading.Event()  # set by `cancel`: every query of the session stops
 
     def close(self) -> None:
         for table in self.scratch_tables:
             self.engine._delete_glue_table(self.engine.scratch_database, table)
         self.scratch_tables.clear()
+
+    def cancel(self) -> None:
+        self._stopped.set()  # the running query's wait stops it (StopQueryExecution)
 
     # --- EngineSession ---------------------------------------------------------------------
 
@@ -415,7 +426,7 @@ class AthenaSession(EngineSession):
         return self._write_file(sql, columns, uri)
 
     def fetch(self, sql: str) -> QueryResult:
-        result, stats = self.engine.fetch_with_stats(self.resolve(sql))
+        result, stats = self.engine.fetch_with_stats(self.resolve(sql), self._stopped)
         self.stats.append(stats)
         return result
 
@@ -455,7 +466,8 @@ class AthenaSession(EngineSession):
         self.scratch_tables.append(table)
         stats = self.engine.run_write(
             f'CREATE TABLE "{self.engine.scratch_database}"."{table}"\n'
-            f"WITH ({', '.join(properties)})\nAS SELECT {select} FROM (\n{sql}\n) AS q"
+            f"WITH ({', '.join(properties)})\nAS SELECT {select} FROM (\n{sql}\n) AS q",
+            self._stopped,
         )
         self.stats.append(stats)
         return table, stats
@@ -497,7 +509,8 @@ class AthenaSession(EngineSession):
         self.lake.delete_prefix(self.lake.key_of(first))  # whatever the failed CTAS left
         # More than 100 partitions: one CTAS per 100 partition values.
         values, stats = self.engine.fetch_with_stats(
-            f'SELECT DISTINCT CAST("{partition_by}" AS VARCHAR) AS v FROM ({sql})'
+            f'SELECT DISTINCT CAST("{partition_by}" AS VARCHAR) AS v FROM ({sql})',
+            self._stopped,
         )
         self.stats.append(stats)
         values = sorted(str(v) for v in values.column("v") if v is not None)

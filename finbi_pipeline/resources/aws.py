@@ -16,6 +16,7 @@ or instance role): nothing here accepts, logs or returns them.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -82,6 +83,10 @@ class WaitTimeout(TimeoutError):
     """A bounded wait ran out; the message names what was awaited and its last state."""
 
 
+class WaitStopped(Exception):
+    """Another thread set the wait's `stop` event (a staging worker's run was interrupted)."""
+
+
 def wait_until(
     poll: Callable[[], T],
     done: Callable[[T], bool],
@@ -91,8 +96,10 @@ def wait_until(
     describe: Callable[[T], str] = str,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> T:
-    """Call `poll` until `done(result)`; raise WaitTimeout after `timeout_s` seconds.
+    """Call `poll` until `done(result)`; raise WaitTimeout after `timeout_s` seconds, or
+    WaitStopped as soon as `stop` is set (then it waits on `stop` instead of `sleep`).
 
     The interval grows (×1.5, capped at 10 s) so long waits cost few API calls.
     """
@@ -106,7 +113,11 @@ def wait_until(
             raise WaitTimeout(
                 f"gave up after {timeout_s:g} s waiting for {what}; last state: {describe(result)}"
             )
-        sleep(min(delay, max(deadline - clock(), 0.0)))
+        pause = min(delay, max(deadline - clock(), 0.0))
+        if stop is None:
+            sleep(pause)
+        elif stop.wait(pause):
+            raise WaitStopped(f"stopped waiting for {what}")
         delay = min(delay * 1.5, 10.0)
 
 

@@ -199,6 +199,11 @@ class EngineSession(ABC):
     def fetch(self, sql: str) -> QueryResult:
         """Run `sql` and return its (small) result."""
 
+    @abstractmethod
+    def cancel(self) -> None:
+        """Stop the statement this session is running, from another thread: it raises
+        instead of running to its end (the session is then only fit for closing)."""
+
 
 class QueryEngine(dg.ConfigurableResource, ABC):
     """Runs the pipeline's SQL and reports rows, bytes scanned and cost."""
@@ -530,6 +535,9 @@ class DuckDBSession(EngineSession):
 
     def fetch(self, sql: str) -> QueryResult:
         return QueryResult.of(self.con.execute(to_duckdb(sql)))
+
+    def cancel(self) -> None:
+        self.con.interrupt()  # the statement raises duckdb.InterruptException
 
 
 def _count_lines_and_find(uri: str, options: dict) -> tuple[int, bool]:

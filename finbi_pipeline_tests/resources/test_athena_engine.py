@@ -23,9 +23,10 @@ from finbi_pipeline.resources import athena_engine
 from finbi_pipeline.resources.athena_engine import (
     AthenaEngine,
     AthenaQueryError,
+    AthenaSession,
     AthenaWorkgroupError,
 )
-from finbi_pipeline.resources.aws import WaitTimeout, boto_client, wait_until
+from finbi_pipeline.resources.aws import WaitStopped, WaitTimeout, boto_client, wait_until
 from finbi_pipeline.resources.s3_lake import S3Lake
 from finbi_pipeline.sources import load_sources
 from finbi_pipeline.sql_templates import staged_records_sql
@@ -215,6 +216,19 @@ def test_an_interrupted_run_stops_its_query(engine, stub, monkeypatch, interrupt
 
     with pytest.raises(interrupt):
         engine.fetch("SELECT 1")
+
+
+def test_a_cancelled_session_stops_its_running_query(engine, stub):
+    """What a staging worker's session does when the run is interrupted (`cancel`, from the
+    main thread): the query it waits for is stopped, not left running and billed."""
+    _start(stub, "q8")
+    _state(stub, "q8", "RUNNING")
+    stub.add_response("stop_query_execution", {}, {"QueryExecutionId": "q8"})
+    session = AthenaSession(engine)
+    session.cancel()
+
+    with pytest.raises(WaitStopped, match="Athena query q8"):
+        session.fetch("SELECT 1")
 
 
 def test_fetch_pages_results_and_types_values(engine, stub):
