@@ -17,6 +17,7 @@ import random
 import signal
 import threading
 import time
+import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -1329,6 +1330,36 @@ def test_an_interrupt_cancels_the_statement_a_staging_worker_is_running(tmp_path
             NOW,
         )
     assert outcome == ["cancelled"]
+
+
+def test_a_staging_workers_failure_is_reported_as_itself(tmp_path, monkeypatch):
+    """The failure stops the other workers, one of which has already closed its session:
+    what the run reports is the failure, not that session's cancel."""
+    pipeline = Pipeline(tmp_path)
+    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    uploads = [
+        pipeline.land("interactions", f"{day}.csv", IH + f"u{i},i1,VIEW,{T0 + i}\n".encode())
+        for i, day in enumerate(days)
+    ]
+    monkeypatch.setattr(ingest, "STAGING_WORKERS", 2)
+    assert len({zlib.crc32(u.key.encode()) % 2 for u in uploads}) == 2  # both workers stage
+    real_batch = ingest._stage_batch
+
+    def failing_batch(batch, *args):
+        if any(upload.key.endswith("/mon.csv") for upload in batch):
+            time.sleep(0.5)  # the other worker is done by then
+            raise RuntimeError("No space left on device")
+        return real_batch(batch, *args)
+
+    monkeypatch.setattr(ingest, "_stage_batch", failing_batch)
+    with pytest.raises(RuntimeError, match="No space left on device"):
+        ingest.stage_uploads(
+            [(u, pipeline.lake.head(u.key).size) for u in uploads],
+            pipeline.sources,
+            pipeline.lake,
+            pipeline.engine,
+            NOW,
+        )
 
 
 def test_lines_stay_right_after_several_unparsable_multi_line_records_and_blank_lines(pipe):

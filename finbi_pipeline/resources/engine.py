@@ -537,7 +537,10 @@ class DuckDBSession(EngineSession):
         return QueryResult.of(self.con.execute(to_duckdb(sql)))
 
     def cancel(self) -> None:
-        self.con.interrupt()  # the statement raises duckdb.InterruptException
+        # The statement raises duckdb.InterruptException; a session that a worker has
+        # already closed has nothing left to cancel.
+        with suppress(duckdb.ConnectionException):
+            self.con.interrupt()
 
 
 def _count_lines_and_find(uri: str, options: dict) -> tuple[int, bool]:
