@@ -306,6 +306,17 @@ def test_extra_columns_are_ignored_and_rows_accepted(pipe):
     ]
 
 
+def test_header_names_that_repeat_whatever_their_case_read_the_first_column(pipe):
+    # DuckDB refused a header with `Note` and `note` outright, failing the whole batch.
+    data = (
+        b"user_id,item_id,event_type,timestamp,Note,note,USER_ID,user_id_7\n"
+        b"U1,I1,VIEW,1700000000,a,b,U9,c\n"
+    )
+    result = pipe.ingest("interactions", "repeats.csv", data)
+    assert counts(result) == (1, 1, 0, 0)
+    assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
 def test_utf8_bom_header_is_recognised(pipe):
     data = b"\xef\xbb\xbf" + IH + b"U1,I1,VIEW,1700000000\nU2,I2,view,x\n"
     result = pipe.ingest("interactions", "bom.csv", data)
