@@ -1,5 +1,6 @@
 """The `finbi` command line, driven in-process with click's runner."""
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from finbi_pipeline.assets import curated
 from finbi_pipeline.cli import main
 from finbi_pipeline.dashboard import queries
 from finbi_pipeline.dashboard.extract import serving_path
+from finbi_pipeline.money import format_money
 from finbi_pipeline_tests.conftest import SAMPLE
 
 
@@ -243,6 +245,26 @@ def test_retracting_every_upload_empties_the_dashboard(cli, finbi_home, tmp_path
     assert "rows (current uploads): read 0" in result.output
     info = queries.extract_info(queries.open_extract(serving_path(finbi_home)))
     assert (info["events"], info["sales_lines"]) == (0, 0)
+
+
+def test_the_average_order_value_shows_the_same_cents_as_the_dashboard(cli, finbi_home, tmp_path):
+    # 3.0149 / 3 = 1.00496...: 1.00, where 1.0050 stored, then rounded to cents, made 1.01.
+    sales = tmp_path / "sales.csv"
+    sales.write_text(
+        "order_id,user_id,item_id,quantity,unit_price,timestamp,country\n"
+        "A-1,U1,I1,1,1.0049,2025-04-11 10:00:00,Spain\n"
+        "A-2,U2,I1,1,1.0050,2025-04-11 11:00:00,Spain\n"
+        "A-3,U3,I1,1,1.0050,2025-04-11 12:00:00,Spain\n"
+    )
+    cli("load", "--source", "sales", str(sales))
+
+    result = cli("run")
+
+    con = queries.open_extract(serving_path(finbi_home))
+    day = dt.date(2025, 4, 11)
+    shown = queries.kpis(con, queries.Filters(day, day)).average_order_value
+    assert format_money(shown) == "1.00"
+    assert "AOV 1.00" in result.output, result.output
 
 
 def test_generate_writes_both_files(cli, tmp_path):

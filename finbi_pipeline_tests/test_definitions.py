@@ -2,7 +2,7 @@
 
 import csv
 from collections import Counter
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import dagster as dg
 import duckdb
@@ -132,7 +132,7 @@ def expected_kpis_from_sample() -> dict:
         "gross_revenue": gross,
         "returns_value": returns,
         "net_revenue": gross - returns,
-        "average_order_value": (gross / orders).quantize(Decimal("0.0001")),
+        "average_order_value": (gross / orders).quantize(Decimal("0.0001"), ROUND_FLOOR),
         "conversion_rate": types["PURCHASE"] / types["VIEW"],
     }
 

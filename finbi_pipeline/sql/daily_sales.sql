@@ -20,6 +20,15 @@ SELECT
     gross_revenue,
     returns_value,
     gross_revenue - returns_value AS net_revenue,
-    CAST(gross_revenue / NULLIF(orders, 0) AS DECIMAL(38, 4)) AS average_order_value,
+    -- gross / orders rounded down to 4 places: rounded to cents, it then shows the cents of
+    -- the exact quotient (as the dashboard's exact division does), which rounding half up
+    -- twice does not (1.004966 -> 1.0050 -> 1.01). In whole ten-thousandths: BIGINT
+    -- division truncates on Athena; on DuckDB it is a DOUBLE, exact below 2^53 (gross
+    -- under 900 billion). DECIMAL / BIGINT would be a DOUBLE on DuckDB too.
+    CAST(
+        CAST(floor(CAST(gross_revenue * 10000 AS BIGINT) / NULLIF(orders, 0)) AS DECIMAL(38, 0))
+            * 0.0001
+        AS DECIMAL(38, 4)
+    ) AS average_order_value,
     customers
 FROM per_day

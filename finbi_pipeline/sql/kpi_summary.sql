@@ -32,8 +32,12 @@ SELECT
     revenue.gross_revenue,
     revenue.returns_value,
     revenue.gross_revenue - revenue.returns_value AS net_revenue,
-    CAST(revenue.gross_revenue / NULLIF(revenue.orders, 0) AS DECIMAL(38, 4))
-        AS average_order_value,
+    -- gross / orders rounded down to 4 places, exactly (see daily_sales.sql).
+    CAST(
+        CAST(floor(CAST(revenue.gross_revenue * 10000 AS BIGINT) / NULLIF(revenue.orders, 0))
+            AS DECIMAL(38, 0)) * 0.0001
+        AS DECIMAL(38, 4)
+    ) AS average_order_value,
     CAST(current_timestamp AS TIMESTAMP) AS refreshed_at
 FROM funnel
 CROSS JOIN revenue

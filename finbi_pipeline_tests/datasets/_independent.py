@@ -22,7 +22,7 @@ import datetime as dt
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -249,7 +249,8 @@ def revenue_kpis(rows: list[tuple]) -> dict:
             gross += quantity * price
         else:
             returns += -quantity * price
-    aov = (gross / len(orders)).quantize(FOUR_PLACES, ROUND_HALF_UP) if orders else None
+    # Stored rounded down to 4 places, so that rounding it to cents rounds the exact quotient.
+    aov = (gross / len(orders)).quantize(FOUR_PLACES, ROUND_FLOOR) if orders else None
     return {
         "orders": len(orders),
         "units": units,
