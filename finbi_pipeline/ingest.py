@@ -434,6 +434,12 @@ def _check_readable(
             f"{where}: the file is big-endian UTF-16 (it starts with the byte order mark FE FF); "
             "the CSV reader reads little-endian UTF-16 only: save it as UTF-16 LE or UTF-8"
         )
+    if source.csv.encoding == "utf-16" and compression is None and lake.head(upload.key).size % 2:
+        # The reader would decode the lone last byte into the last value.
+        raise UnreadableFile(
+            f"{where}: an odd number of bytes, which UTF-16 text (two bytes a character) "
+            "never has: the file looks cut off; upload it again"
+        )
     _check_line_endings(where, head, source.csv.quote, source.csv.delimiter)
     if not source.csv.header:
         return None

@@ -371,6 +371,14 @@ def test_utf16_lines_are_numbered_and_counted_as_in_utf8(pipe, tmp_path):
     assert counts(rejected) == (2, 0, 0, 2)
 
 
+def test_a_cut_off_utf16_file_is_rejected_whole(pipe, tmp_path):
+    pipe.sources = write_sources(tmp_path, UTF16_TABS)
+    text = "user_id\titem_id\tevent_type\ttimestamp\nU1\tI1\tVIEW\t1700000000\nU2\tI2\tVIEW\t17\n"
+    rejected = pipe.ingest("excel", "cut.txt", text.encode("utf-16")[:-3])  # ends in 0x31
+    assert_whole_file_rejected(rejected, "an odd number of bytes")
+    assert counts(rejected) == (2, 0, 0, 2)
+
+
 def test_a_file_rejected_whole_counts_no_empty_lines_as_records(pipe):
     rejected = pipe.ingest("interactions", "blank.csv", b"user_id,item_id\nU1,I1\n\r\n\nU2,I2\n\n")
     assert counts(rejected) == (2, 0, 0, 2)
