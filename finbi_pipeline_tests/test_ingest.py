@@ -1381,6 +1381,30 @@ def test_a_staging_workers_failure_is_reported_as_itself(tmp_path, monkeypatch):
         )
 
 
+def test_reader_rejects_keep_their_lines_deep_into_a_crlf_file_with_quoted_line_breaks(pipe):
+    # DuckDB's parallel reader put the short record after the 850,000th one a line late.
+    rows = [b"user_id,item_id,event_type,timestamp"]
+    rows += [b"u%d,i1,VIEW,%d" % (i, T0 + i) for i in range(900_000)]
+    for k in range(50_000, 900_000, 50_000):
+        rows[k] = b'"u\r\nx",i1,VIEW,1700000000'
+        rows[k + 400] = b"u1,i1"
+    data = b"\r\n".join(rows) + b"\r\n"
+    # The line of each short record: one more than the line ends before it.
+    short = [data.count(b"\n", 0, at + 1) + 1 for at in _offsets(data, b"\nu1,i1\r")]
+
+    result = pipe.ingest("interactions", "deep.csv", data)
+
+    assert [line for line, _, reason in rejects(result) if "too few" in reason] == short
+
+
+def _offsets(data: bytes, needle: bytes) -> list[int]:
+    found, at = [], data.find(needle)
+    while at >= 0:
+        found.append(at)
+        at = data.find(needle, at + 1)
+    return found
+
+
 def test_lines_stay_right_after_several_unparsable_multi_line_records_and_blank_lines(pipe):
     lines = [
         IH.rstrip(b"\n"),  # 1

@@ -423,28 +423,24 @@ class DuckDBSession(EngineSession):
             raise UnreadableInput(_first_line(exc)) from exc
 
     def parser_rejects(self) -> list[ParserReject]:
-        # DuckDB reports one error per missing column: keep one (the first) per record.
-        try:
-            rows = self.con.execute(
-                "SELECT line, column_name, error_type, error_message, csv_line "
-                "FROM reject_errors ORDER BY line, column_idx"
-            ).fetchall()
-        except duckdb.CatalogException:  # no CSV read since the session began
-            return []
-        first = {}
-        for row in rows:
-            first.setdefault(int(row[0]), row)
-        if not first:
+        if not self._reject_rows():
             return []
         # Accepted records with newlines inside quoted fields are rare: find them in a
-        # second, lenient read (rejected ones show theirs in `csv_line`). On one thread:
-        # the parallel reader skipping errors drops every record after a stray quote's.
+        # second read (rejected ones show theirs in `csv_line`), on one thread: the parallel
+        # reader skipping errors drops every record after a stray quote's, and in a CRLF
+        # file with quoted line breaks it can report rejects a line late (DuckDB 1.5.6: one
+        # line from the 850,000th record on), so the rejects are taken from this read too.
         uri, options = self._csv
-        lenient = {**options, "store_rejects": False, "ignore_errors": True, "parallel": False}
+        self.con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
         multiline = self.con.execute(
             f"SELECT rn, newlines FROM (SELECT row_number() OVER () AS rn, {_NEWLINES} AS "
-            f"newlines FROM {_read_csv(uri, lenient)}) WHERE newlines > 0 ORDER BY rn"
+            f"newlines FROM {_read_csv(uri, {**options, 'parallel': False})}) "
+            "WHERE newlines > 0 ORDER BY rn"
         ).fetchall()
+        # DuckDB reports one error per missing column: keep one (the first) per record.
+        first = {}
+        for row in self._reject_rows():
+            first.setdefault(int(row[0]), row)
         # DuckDB starts `csv_line` with the blank lines before the record.
         records = [
             (line, column, kind, message, (raw or "").strip("\r\n"))
@@ -461,6 +457,16 @@ class DuckDBSession(EngineSession):
             ParserReject(physical, column, _parser_cause(kind, message), raw)
             for physical, (_, column, kind, message, raw) in zip(lines, records, strict=True)
         ]
+
+    def _reject_rows(self) -> list[tuple]:
+        """The last CSV read's rejects: line, column name, error type, message, raw line."""
+        try:
+            return self.con.execute(
+                "SELECT line, column_name, error_type, error_message, csv_line "
+                "FROM reject_errors ORDER BY line, column_idx"
+            ).fetchall()
+        except duckdb.CatalogException:  # no CSV read since the session began
+            return []
 
     def blank_lines(self) -> list[int]:
         if self._blank_lines is None:  # read once per registered CSV
