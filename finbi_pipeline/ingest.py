@@ -468,7 +468,10 @@ def _check_readable(
         )
     except csv.Error as exc:
         raise UnreadableFile(f"{where}: line 1: cannot read the header: {exc}") from exc
-    missing = [column for column in source.required_columns if column not in header]
+    # Names match as DuckDB binds them, whatever their case, and trimmed as values are.
+    header = [name.strip() for name in header]
+    present = {name.lower() for name in header}
+    missing = [column for column in source.required_columns if column.lower() not in present]
     if missing:
         hint = _delimiter_hint(text, source)
         raise UnreadableFile(

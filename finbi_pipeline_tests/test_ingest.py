@@ -711,6 +711,14 @@ def test_a_quarantined_record_reads_back_as_a_line_of_the_file(pipe):
     )
 
 
+def test_header_names_match_whatever_their_case_and_padding(pipe):
+    # Required names too: `USER_ID` and ` item_id` were missing columns, the file rejected.
+    data = b"USER_ID, item_id ,Event_Type,timestamp,\nU1,I1,VIEW,1700000000,\n"
+    result = pipe.ingest("interactions", "padded.csv", data)
+    assert counts(result) == (1, 1, 0, 0)
+    assert pipe.curated("interactions") == [interaction("U1", "I1", "VIEW", T0)]
+
+
 def test_optional_header_names_match_whatever_their_case(pipe):
     """As DuckDB binds them: a `User_ID` column is `user_id`, not an absent one (NULL)."""
     data = b"order_id,User_ID,item_id,quantity,unit_price,timestamp,Country\n"

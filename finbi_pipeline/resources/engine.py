@@ -595,7 +595,7 @@ def _csv_options(source: SourceSpec, compression: str | None, header: list[str] 
         "parallel": True,
     }
     names = list(dialect.names) or header
-    if names and all(names):
+    if names:
         # Known column names: no dialect sniffing, which costs a small file more than
         # reading it (8 ms of 10 for a 1,800-line UCI day; bench/README.md).
         options["auto_detect"] = False
@@ -608,10 +608,12 @@ def _csv_options(source: SourceSpec, compression: str | None, header: list[str] 
 def _distinct_names(names: list[str]) -> list[str]:
     """Column names DuckDB takes: it binds names whatever their case, so a name that repeats
     an earlier one (`note` after `Note`) gets its position appended and the first one is
-    the column a canonical name reads, as on Athena."""
+    the column a canonical name reads, as on Athena; an empty one (a trailing delimiter)
+    is named by its position."""
     seen: set[str] = set()
     distinct = []
     for position, name in enumerate(names, 1):
+        name = name or f"column{position}"
         while name.lower() in seen:
             name = f"{name}_{position}"
         seen.add(name.lower())
