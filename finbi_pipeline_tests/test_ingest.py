@@ -1206,6 +1206,12 @@ SMALL_UPLOADS = [
 ]
 
 
+def stage_landed(pipeline: Pipeline, uploads: list) -> list:
+    """`stage_uploads` over uploads `pipeline` landed, as `raw_uploads` calls it."""
+    sized = [(u, pipeline.lake.head(u.key).size) for u in uploads]
+    return ingest.stage_uploads(sized, pipeline.sources, pipeline.lake, pipeline.engine, NOW)
+
+
 def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeypatch):
     """What staging a batch of small uploads leaves (reports, manifests, staged records,
     quarantine) is what staging each alone leaves; only the clean files of one source and
@@ -1249,13 +1255,7 @@ def test_small_uploads_staged_together_equal_each_staged_alone(tmp_path, monkeyp
     monkeypatch.setattr(
         ingest, "stage_upload", lambda upload, *a: singles.append(upload) or real_single(upload, *a)
     )
-    reports = ingest.stage_uploads(
-        [(u, together.lake.head(u.key).size) for u in uploads],
-        together.sources,
-        together.lake,
-        together.engine,
-        NOW,
-    )
+    reports = stage_landed(together, uploads)
 
     assert [asdict(r) for r in reports] == [asdict(r) for r in expected]
     assert left_behind(together, uploads) == left_behind(alone, alone_uploads)
@@ -1314,13 +1314,7 @@ def test_an_interrupt_stops_the_staging_workers_before_their_next_batch(tmp_path
 
     monkeypatch.setattr(ingest, "_stage_batch", slow_batch)
     with pytest.raises(KeyboardInterrupt):
-        ingest.stage_uploads(
-            [(u, pipeline.lake.head(u.key).size) for u in uploads],
-            pipeline.sources,
-            pipeline.lake,
-            pipeline.engine,
-            NOW,
-        )
+        stage_landed(pipeline, uploads)
     assert len(batches) <= 2  # the statement each worker had started
 
 
@@ -1349,13 +1343,7 @@ def test_an_interrupt_cancels_the_statement_a_staging_worker_is_running(tmp_path
 
     monkeypatch.setattr(ingest, "_stage_batch", long_batch)
     with pytest.raises(KeyboardInterrupt):
-        ingest.stage_uploads(
-            [(u, pipeline.lake.head(u.key).size) for u in uploads],
-            pipeline.sources,
-            pipeline.lake,
-            pipeline.engine,
-            NOW,
-        )
+        stage_landed(pipeline, uploads)
     assert outcome == ["cancelled"]
 
 
@@ -1380,13 +1368,7 @@ def test_a_staging_workers_failure_is_reported_as_itself(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ingest, "_stage_batch", failing_batch)
     with pytest.raises(RuntimeError, match="No space left on device"):
-        ingest.stage_uploads(
-            [(u, pipeline.lake.head(u.key).size) for u in uploads],
-            pipeline.sources,
-            pipeline.lake,
-            pipeline.engine,
-            NOW,
-        )
+        stage_landed(pipeline, uploads)
 
 
 def test_reader_rejects_keep_their_lines_deep_into_a_crlf_file_with_quoted_line_breaks(pipe):
